@@ -1,0 +1,44 @@
+# Stagecraft: `make run` to try it, `make test` to check it. Both are safe to run again.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMPS := .stamps
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: install system-deps run test lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMPS)/python: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@mkdir -p $(STAMPS) && touch $@
+
+install: $(STAMPS)/python
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: install
+	$(BIN)/stagecraft db upgrade
+	$(BIN)/stagecraft processes deploy processes/ --comment "make run"
+	@echo ""
+	@echo "Stagecraft is starting on http://$(HOST):$(PORT)"
+	$(BIN)/stagecraft run --host $(HOST) --port $(PORT)
+
+test: install system-deps
+	STAGECRAFT_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check engine crm rules webapp tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+bench: install system-deps
+	$(PY) benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) $(STAMPS) instance

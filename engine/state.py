@@ -1,0 +1,223 @@
+"""Store and restore instance state: a small workflow document plus one row per library task.
+
+Saving rewrites only tasks that changed since the last save (or are unfinished), so the cost
+of a step does not grow with the instance's history. The spec is never stored here: it comes
+from the definition version, restored once and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from engine.models import InstanceTaskState, ProcessInstance
+from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
+
+_FINISHED = TaskState.COMPLETED | TaskState.CANCELLED
+
+
+@dataclass
+class LiveWorkflow:
+    """A restored workflow and what its last save wrote, for the next incremental save."""
+
+    workflow: BpmnWorkflow
+    saved_at: float
+    stored_tasks: set[str] = field(default_factory=set)
+    # Tasks whose data was edited outside a state change (ops data fixes).
+    touched: set[str] = field(default_factory=set)
+
+
+class _LiveCache:
+    """Recently saved workflows by (instance id, state token), taken out while in use.
+
+    A token is random per save, so a rolled-back save can never be mistaken for stored state.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[int, str], LiveWorkflow] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def take(self, instance_id: int, token: str) -> LiveWorkflow | None:
+        with self.lock:
+            return self.items.pop((instance_id, token), None)
+
+    def put(self, instance_id: int, token: str, live: LiveWorkflow) -> None:
+        with self.lock:
+            self.items[(instance_id, token)] = live
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+LIVE_CACHE = _LiveCache()
+
+
+def _workflow_fields(wf: Any) -> dict[str, Any]:
+    return {
+        "data": REGISTRY.convert(REGISTRY.clean(wf.data)),
+        "correlations": wf.correlations,
+        "last_task": str(wf.last_task.id) if wf.last_task is not None else None,
+        "success": wf.success,
+        "completed": wf.completed,
+        "root": str(wf.task_tree.id),
+    }
+
+
+def _document(workflow: BpmnWorkflow) -> str:
+    doc = _workflow_fields(workflow)
+    doc["bpmn_events"] = REGISTRY.convert(workflow.bpmn_events)
+    doc["subprocesses"] = {
+        str(task_id): {**_workflow_fields(sp), "spec": sp.spec.name}
+        for task_id, sp in workflow.subprocesses.items()
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _workflows(workflow: BpmnWorkflow) -> list[tuple[str, Any]]:
+    return [("", workflow), *((str(k), sp) for k, sp in workflow.subprocesses.items())]
+
+
+def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) -> None:
+    """Write the workflow document and every task row that changed since the last save."""
+    workflow = live.workflow
+    changed: dict[str, tuple[str, Any]] = {}
+    current: set[str] = set()
+    for key, wf in _workflows(workflow):
+        for task_id, task in wf.tasks.items():
+            tid = str(task_id)
+            current.add(tid)
+            if (
+                task.last_state_change >= live.saved_at
+                or not task.has_state(_FINISHED)
+                or tid not in live.stored_tasks
+                or tid in live.touched
+                # A task stores its data as a delta against its parent's data.
+                or (task._parent is not None and str(task._parent) in changed)
+            ):
+                changed[tid] = (key, task)
+    live.saved_at = time.time()
+    removed = live.stored_tasks - current
+    if removed:
+        session.execute(
+            delete(InstanceTaskState).where(
+                InstanceTaskState.instance_id == instance.id,
+                InstanceTaskState.task_id.in_(removed),
+            )
+        )
+    inserts, updates = [], []
+    for tid, (key, task) in changed.items():
+        row = {
+            "instance_id": instance.id,
+            "task_id": tid,
+            "workflow_key": key,
+            "body": json.dumps(REGISTRY.convert(task), separators=(",", ":")),
+        }
+        (updates if tid in live.stored_tasks else inserts).append(row)
+    if inserts:
+        session.execute(insert(InstanceTaskState), inserts)
+    if updates:
+        session.execute(update(InstanceTaskState), updates)
+    live.stored_tasks = current
+    live.touched.clear()
+    instance.state = _document(workflow)
+    instance.serializer_version = SERIALIZER_VERSION
+    instance.state_token = uuid.uuid4().hex
+
+
+def _restore_tasks(wf: Any, bodies: dict[str, dict[str, Any]], root_id: str) -> None:
+    # Parents first: a task's data is a delta against its parent's data.
+    wf.tasks = {}
+    queue = [root_id]
+    while queue:
+        tid = queue.pop(0)
+        body = bodies[tid]
+        task = REGISTRY.restore(body, workflow=wf)
+        wf.tasks[task.id] = task
+        queue.extend(body["children"])
+    wf.task_tree = wf.tasks[UUID(root_id)]
+
+
+def _restore_fields(wf: Any, doc: dict[str, Any]) -> None:
+    wf.success = doc["success"]
+    wf.completed = doc.get("completed", False)
+    wf.correlations = doc.get("correlations", {})
+    if doc["last_task"]:
+        wf.last_task = wf.tasks.get(UUID(doc["last_task"]))
+    wf.data = REGISTRY.restore(doc.get("data", {}))
+
+
+def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
+    """Return the instance's workflow: from the cache when it is current, else from the rows."""
+    cached = LIVE_CACHE.take(instance.id, instance.state_token)
+    if cached is not None:
+        return cached
+    if instance.serializer_version != SERIALIZER_VERSION:
+        raise RuntimeError(
+            f"instance {instance.id} was stored with serializer {instance.serializer_version}; "
+            f"this engine reads {SERIALIZER_VERSION}: migrate it first"
+        )
+    definition = instance.definition
+    spec, subprocess_specs = load_specs(definition.spec_hash, definition.spec_json)
+    loaded_at = time.time()
+    doc = json.loads(instance.state)
+    bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    rows = session.execute(
+        select(InstanceTaskState.task_id, InstanceTaskState.workflow_key, InstanceTaskState.body)
+        .where(InstanceTaskState.instance_id == instance.id)
+    )
+    for task_id, key, body in rows:
+        bodies[key][task_id] = json.loads(body)
+    workflow = BpmnWorkflow(spec, subprocess_specs, deserializing=True)
+    _restore_tasks(workflow, bodies[""], doc["root"])
+    _restore_fields(workflow, doc)
+    _restore_subprocesses(workflow, workflow, doc["subprocesses"], bodies)
+    workflow.bpmn_events = REGISTRY.restore(doc.get("bpmn_events", []))
+    stored = {tid for per_wf in bodies.values() for tid in per_wf}
+    return LiveWorkflow(workflow, loaded_at, stored)
+
+
+def _restore_subprocesses(
+    top: BpmnWorkflow, parent: Any, docs: dict[str, Any], bodies: dict[str, dict[str, Any]]
+) -> None:
+    for task in list(parent.tasks.values()):
+        key = str(task.id)
+        if not isinstance(task.task_spec, SubWorkflowTask) or key not in docs:
+            continue
+        sub_doc = docs[key]
+        sp = BpmnSubWorkflow(
+            top.subprocess_specs[task.task_spec.spec], task.id, top, deserializing=True
+        )
+        _restore_tasks(sp, bodies[key], sub_doc["root"])
+        _restore_fields(sp, sub_doc)
+        top.subprocesses[task.id] = sp
+        sp.completed_event.connect(task.task_spec._on_subworkflow_completed, task)
+        _restore_subprocesses(top, sp, docs, bodies)
+
+
+def new_live_workflow(instance: ProcessInstance) -> LiveWorkflow:
+    """Create the workflow for a new instance from its definition's cached spec."""
+    definition = instance.definition
+    spec, subprocess_specs = load_specs(definition.spec_hash, definition.spec_json)
+    return LiveWorkflow(BpmnWorkflow(spec, subprocess_specs), time.time(), set())
+
+
+def remember(instance: ProcessInstance, live: LiveWorkflow) -> None:
+    """Keep a just-saved workflow for the next change of the same instance."""
+    LIVE_CACHE.put(instance.id, instance.state_token, live)

@@ -1,0 +1,153 @@
+"""Human tasks: complete with validated data, claim, release and reassign."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from engine.actor import Actor
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.models import HumanTask, ProcessInstance
+from engine.runtime import ChangeOutcome, apply_change, lock_instance, log_event
+
+MAX_TASK_DATA_KEYS = 200
+
+
+def get_task(session: Session, human_task_id: int) -> HumanTask:
+    task = session.get(HumanTask, human_task_id)
+    if task is None:
+        raise NotFound(f"task {human_task_id} does not exist")
+    return task
+
+
+def may_work_on(actor: Actor, task: HumanTask) -> bool:
+    """Tell whether the actor holds the task or is one of its candidates while it is unclaimed."""
+    if actor.can_repair or task.assignee == actor.username:
+        return True
+    if task.assignee is not None:
+        return False
+    return (
+        task.candidate_user == actor.username
+        or (task.candidate_role is not None and task.candidate_role in actor.roles)
+        or (task.candidate_team is not None and task.candidate_team in actor.teams)
+    )
+
+
+def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
+    task = get_task(session, human_task_id)
+    # Lock the instance first: every task change goes through the instance row.
+    instance = lock_instance(session, task.instance_id)
+    session.refresh(task)
+    if task.status != "open":
+        raise Conflict(f"task '{task.title}' was already {task.status}")
+    if instance.status != "running" and instance.status != "waiting":
+        raise Conflict(f"its process instance is {instance.status}")
+    return task, instance
+
+
+def validate_form_data(schema: dict[str, Any] | None, data: dict[str, Any]) -> None:
+    """Check task data against the task's JSON Schema; raise InvalidInput naming each field."""
+    if not isinstance(data, dict):
+        raise InvalidInput("task data must be an object", {"data": ["must be a JSON object"]})
+    if len(data) > MAX_TASK_DATA_KEYS:
+        raise InvalidInput(f"too many fields (more than {MAX_TASK_DATA_KEYS})")
+    if schema is None:
+        return
+    fields: dict[str, list[str]] = {}
+    for error in Draft202012Validator(schema).iter_errors(data):
+        path = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required" and not path:
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            fields.setdefault(missing or "data", []).append("is required")
+        else:
+            fields.setdefault(path or "data", []).append(error.message)
+    if fields:
+        names = ", ".join(sorted(fields))
+        raise InvalidInput(f"please correct: {names}", fields)
+
+
+def complete_task(
+    session: Session, actor: Actor, human_task_id: int, data: dict[str, Any], *, now: datetime
+) -> ChangeOutcome:
+    """Complete a human task with form data and run the process on to its next wait."""
+    task, instance = _lock_open_task(session, human_task_id)
+    if not may_work_on(actor, task):
+        raise Forbidden(f"task '{task.title}' is not yours to complete")
+    schema = instance.definition.forms.get(task.form) if task.form else None
+    validate_form_data(schema, data)
+
+    def complete(workflow: BpmnWorkflow) -> None:
+        spiff_task = workflow.get_task_from_id(UUID(task.task_id))
+        if spiff_task is None or spiff_task.state != TaskState.READY:
+            raise Conflict(f"task '{task.title}' is no longer waiting for input")
+        spiff_task.set_data(**data)
+        spiff_task.run()
+
+    log_event(session, task.instance_id, now, "task_completed", actor.username,
+              bpmn_id=task.bpmn_id, task_id=task.task_id, detail={"data": data})
+    task.completed_by, task.completed_at = actor.username, now
+    return apply_change(session, instance, actor, now, complete)
+
+
+def claim_task(session: Session, actor: Actor, human_task_id: int, *, now: datetime) -> HumanTask:
+    """Take an unclaimed task from the group queue into the actor's own list."""
+    task, _ = _lock_open_task(session, human_task_id)
+    if task.assignee == actor.username:
+        return task
+    if task.assignee is not None:
+        raise Conflict(f"task '{task.title}' is already claimed by {task.assignee}")
+    if not may_work_on(actor, task):
+        raise Forbidden(f"task '{task.title}' is not offered to you")
+    task.assignee = actor.username
+    log_event(session, task.instance_id, now, "task_claimed", actor.username,
+              bpmn_id=task.bpmn_id, task_id=task.task_id)
+    session.flush()
+    return task
+
+
+def unclaim_task(session: Session, actor: Actor, human_task_id: int, *, now: datetime) -> HumanTask:
+    """Put a claimed task back in its group queue."""
+    task, _ = _lock_open_task(session, human_task_id)
+    if task.assignee != actor.username and not actor.can_repair:
+        raise Forbidden(f"task '{task.title}' is not claimed by you")
+    if task.candidate_role is None and task.candidate_team is None:
+        raise Conflict(f"task '{task.title}' has no group to return to")
+    task.assignee = None
+    log_event(session, task.instance_id, now, "task_released", actor.username,
+              bpmn_id=task.bpmn_id, task_id=task.task_id)
+    session.flush()
+    return task
+
+
+def reassign_task(
+    session: Session, actor: Actor, human_task_id: int, to_username: str, *, now: datetime,
+    reason: str = "",
+) -> HumanTask:
+    """Give a task to another user (ops and admins; the CRM adds managers for their teams)."""
+    task, _ = _lock_open_task(session, human_task_id)
+    if not actor.can_repair:
+        raise Forbidden("only ops and admins may reassign tasks here")
+    previous = task.assignee
+    task.assignee = to_username
+    log_event(session, task.instance_id, now, "task_reassigned", actor.username,
+              bpmn_id=task.bpmn_id, task_id=task.task_id,
+              detail={"from": previous, "to": to_username, "reason": reason})
+    session.flush()
+    return task
+
+
+def list_tasks(
+    session: Session, *, instance_id: int | None = None, status: str = "open", limit: int = 200
+) -> list[HumanTask]:
+    """Return tasks, newest first, optionally of one instance."""
+    query = select(HumanTask).where(HumanTask.status == status)
+    if instance_id is not None:
+        query = query.where(HumanTask.instance_id == instance_id)
+    return list(session.scalars(query.order_by(HumanTask.id.desc()).limit(limit)))
