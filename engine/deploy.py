@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from engine.deploy_checks import (
     BPMN_NS,
@@ -103,7 +103,9 @@ def _xsd_problems(name: str, tree: etree._ElementTree) -> list[Problem]:
     if VALIDATOR.validator.validate(tree):
         return []
     return [
-        Problem("error", name, err.line, _element_at(tree, err.line), f"not valid BPMN: {err.message}")
+        Problem(
+            "error", name, err.line, _element_at(tree, err.line), f"not valid BPMN: {err.message}"
+        )
         for err in VALIDATOR.validator.error_log
     ]
 
@@ -157,23 +159,31 @@ def _read_documents(files: dict[str, bytes], load_form: FormLoader) -> _Bundle:
 def _check_references(bundle: _Bundle) -> None:
     process_ids = {pid for _, facts in bundle.bpmn.values() for pid in facts.process_ids}
     decision_ids = {
-        d.get("id")
-        for tree in bundle.dmn.values()
-        for d in tree.getroot().iter("{*}decision")
+        d.get("id") for tree in bundle.dmn.values() for d in tree.getroot().iter("{*}decision")
     }
     for name, (_, facts) in bundle.bpmn.items():
         for call in facts.called_processes:
             target = call.get("calledElement")
             if target not in process_ids:
                 bundle.problems.append(
-                    Problem("error", name, call.sourceline, call.get("id"),
-                            f"calls process '{target}', which is not in this deploy")
+                    Problem(
+                        "error",
+                        name,
+                        call.sourceline,
+                        call.get("id"),
+                        f"calls process '{target}', which is not in this deploy",
+                    )
                 )
         for task, ref in facts.called_decisions:
             if ref not in decision_ids:
                 bundle.problems.append(
-                    Problem("error", name, task.sourceline, task.get("id"),
-                            f"calls decision '{ref}', which is not in this deploy")
+                    Problem(
+                        "error",
+                        name,
+                        task.sourceline,
+                        task.get("id"),
+                        f"calls decision '{ref}', which is not in this deploy",
+                    )
                 )
 
 
@@ -251,8 +261,12 @@ def deploy_files(
         return DeployResult(existing.id, False, _latest_of(session, sorted(specs)), warnings)
 
     deployment = Deployment(
-        content_hash=content_hash, deployed_by=actor, deployed_at=now, comment=comment,
-        sources=sources, warnings={"items": [w.as_dict() for w in warnings]},
+        content_hash=content_hash,
+        deployed_by=actor,
+        deployed_at=now,
+        comment=comment,
+        sources=sources,
+        warnings={"items": [w.as_dict() for w in warnings]},
     )
     session.add(deployment)
     session.flush()
@@ -268,8 +282,14 @@ def deploy_files(
 
 
 def _store_version(
-    session: Session, deployment: Deployment, process_id: str, spec: Any,
-    subprocess_specs: dict[str, Any], source: str, forms: dict[str, object], now: datetime,
+    session: Session,
+    deployment: Deployment,
+    process_id: str,
+    spec: Any,
+    subprocess_specs: dict[str, Any],
+    source: str,
+    forms: dict[str, object],
+    now: datetime,
 ) -> DeployedProcess:
     spec_json = dump_specs(spec, subprocess_specs)
     own_forms = _forms_of([spec, *subprocess_specs.values()], forms)
@@ -278,10 +298,16 @@ def _store_version(
     if latest is not None and latest.spec_hash == spec_hash:
         return DeployedProcess(process_id, latest.name, latest.version, latest.id, False)
     definition = ProcessDefinition(
-        process_id=process_id, name=spec.description or process_id,
-        version=(latest.version + 1) if latest else 1, spec_hash=spec_hash,
-        deployment_id=deployment.id, source_file=source, spec_json=spec_json, forms=own_forms,
-        serializer_version=SERIALIZER_VERSION, created_at=now,
+        process_id=process_id,
+        name=spec.description or process_id,
+        version=(latest.version + 1) if latest else 1,
+        spec_hash=spec_hash,
+        deployment_id=deployment.id,
+        source_file=source,
+        spec_json=spec_json,
+        forms=own_forms,
+        serializer_version=SERIALIZER_VERSION,
+        created_at=now,
     )
     session.add(definition)
     session.flush()
@@ -302,7 +328,9 @@ def _latest_of(session: Session, process_ids: list[str]) -> list[DeployedProcess
     for process_id in process_ids:
         latest = _latest_definition(session, process_id)
         if latest is not None:
-            result.append(DeployedProcess(process_id, latest.name, latest.version, latest.id, False))
+            result.append(
+                DeployedProcess(process_id, latest.name, latest.version, latest.id, False)
+            )
     return result
 
 

@@ -95,7 +95,9 @@ class _Checker:
         self.filename = filename
         self.problems = problems
 
-    def add(self, severity: str, node: etree._Element, message: str, line: int | None = None) -> None:
+    def add(
+        self, severity: str, node: etree._Element, message: str, line: int | None = None
+    ) -> None:
         owner = _owner(node)
         self.problems.append(
             Problem(severity, self.filename, line or node.sourceline, owner.get("id"), message)
@@ -199,7 +201,9 @@ def _check_services(checker: _Checker, root: etree._Element) -> None:
 
 
 def _check_manual_tasks(checker: _Checker, root: etree._Element, facts: DocumentFacts) -> None:
-    in_lane = {ref.text.strip() for ref in root.iterfind(".//bpmn:lane/bpmn:flowNodeRef", NS) if ref.text}
+    in_lane = {
+        ref.text.strip() for ref in root.iterfind(".//bpmn:lane/bpmn:flowNodeRef", NS) if ref.text
+    }
     has_lanes = root.find(".//bpmn:lane", NS) is not None
     for tag in MANUAL_TAGS:
         for task in root.iterfind(f".//bpmn:{tag}", NS):
@@ -243,7 +247,9 @@ def check_forms(
                 where = "/".join(str(p) for p in exc.path) or "top level"
                 for task in tasks:
                     checker.add(
-                        "error", task, f"form '{form_name}' is not a valid JSON Schema at {where}: {exc.message}"
+                        "error",
+                        task,
+                        f"form '{form_name}' is not a valid JSON Schema at {where}: {exc.message}",
                     )
                 continue
         loaded[form_name] = schema

@@ -7,12 +7,12 @@ from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.actor import Actor
 from engine.deploy import latest_definition
@@ -21,6 +21,7 @@ from engine.models import HumanTask, Incident, InstanceTimer, MessageSubscriptio
 from engine.runtime import ChangeOutcome, apply_change, lock_instance, log_event
 from engine.specs import SERIALIZER_VERSION
 from engine.state import new_live_workflow
+from engine.stepping import cancel_workflow
 
 # The library fires a timer only when its time is strictly in the past.
 _TIMER_EPSILON = timedelta(microseconds=1)
@@ -32,8 +33,13 @@ def _require_repair(actor: Actor, what: str) -> None:
 
 
 def start_instance(
-    session: Session, actor: Actor, process_id: str, *, now: datetime,
-    data: dict[str, Any] | None = None, business_key: str | None = None,
+    session: Session,
+    actor: Actor,
+    process_id: str,
+    *,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+    business_key: str | None = None,
     subject: tuple[str, int] | None = None,
 ) -> ChangeOutcome:
     """Start the newest version of a process and run it to its first wait."""
@@ -43,16 +49,30 @@ def start_instance(
     if data is not None and not isinstance(data, dict):
         raise InvalidInput("start data must be an object", {"data": ["must be a JSON object"]})
     instance = ProcessInstance(
-        definition_id=definition.id, definition=definition, process_id=process_id,
-        business_key=business_key, subject_type=subject[0] if subject else None,
-        subject_id=subject[1] if subject else None, status="running", state="{}",
-        serializer_version=SERIALIZER_VERSION, state_token=uuid.uuid4().hex,
-        started_by=actor.username, started_at=now, updated_at=now,
+        definition_id=definition.id,
+        definition=definition,
+        process_id=process_id,
+        business_key=business_key,
+        subject_type=subject[0] if subject else None,
+        subject_id=subject[1] if subject else None,
+        status="running",
+        state="{}",
+        serializer_version=SERIALIZER_VERSION,
+        state_token=uuid.uuid4().hex,
+        started_by=actor.username,
+        started_at=now,
+        updated_at=now,
     )
     session.add(instance)
     session.flush()
-    log_event(session, instance.id, now, "started", actor.username,
-              detail={"version": definition.version, "data": data or {}})
+    log_event(
+        session,
+        instance.id,
+        now,
+        "started",
+        actor.username,
+        detail={"version": definition.version, "data": data or {}},
+    )
     live = new_live_workflow(instance)
 
     def begin(workflow: BpmnWorkflow) -> None:
@@ -69,18 +89,27 @@ def _require_active(instance: ProcessInstance) -> None:
 
 
 def send_message(
-    session: Session, actor: Actor, message_name: str, correlation_key: str,
-    payload: dict[str, Any] | None, *, now: datetime,
+    session: Session,
+    actor: Actor,
+    message_name: str,
+    correlation_key: str,
+    payload: dict[str, Any] | None,
+    *,
+    now: datetime,
 ) -> list[ChangeOutcome]:
     """Deliver a message to every active instance waiting for it under this correlation key."""
     instance_ids = session.scalars(
-        select(MessageSubscription.instance_id).where(
+        select(MessageSubscription.instance_id)
+        .where(
             MessageSubscription.message_name == message_name,
             MessageSubscription.correlation_key == correlation_key,
-        ).distinct()
+        )
+        .distinct()
     ).all()
     if not instance_ids:
-        raise NotFound(f"no instance is waiting for message '{message_name}' with key '{correlation_key}'")
+        raise NotFound(
+            f"no instance is waiting for message '{message_name}' with key '{correlation_key}'"
+        )
     outcomes = []
     for instance_id in sorted(instance_ids):
         instance = lock_instance(session, instance_id)
@@ -90,8 +119,14 @@ def send_message(
             event = BpmnEvent(MessageEventDefinition(message_name), payload=payload or {})
             workflow.send_event(event)
 
-        log_event(session, instance.id, now, "message_received", actor.username,
-                  detail={"message": message_name, "payload": payload or {}})
+        log_event(
+            session,
+            instance.id,
+            now,
+            "message_received",
+            actor.username,
+            detail={"message": message_name, "payload": payload or {}},
+        )
         outcomes.append(apply_change(session, instance, actor, now, deliver))
     return outcomes
 
@@ -105,28 +140,45 @@ def fire_instance_timers(
         return None
     due = session.scalars(
         select(InstanceTimer).where(
-            InstanceTimer.instance_id == instance.id, InstanceTimer.status == "waiting",
+            InstanceTimer.instance_id == instance.id,
+            InstanceTimer.status == "waiting",
             InstanceTimer.fire_at <= now,
         )
     ).all()
     for timer in due:
-        log_event(session, instance.id, now, "timer_fired", None, bpmn_id=timer.bpmn_id,
-                  task_id=timer.task_id, detail={"due": timer.fire_at.isoformat()})
-    return apply_change(session, instance, None, now + _TIMER_EPSILON, lambda wf: wf.refresh_timers())
+        log_event(
+            session,
+            instance.id,
+            now,
+            "timer_fired",
+            None,
+            bpmn_id=timer.bpmn_id,
+            task_id=timer.task_id,
+            detail={"due": timer.fire_at.isoformat()},
+        )
+    return apply_change(
+        session, instance, None, now + _TIMER_EPSILON, lambda wf: wf.refresh_timers()
+    )
 
 
 def due_timer_instances(session: Session, now: datetime, limit: int = 100) -> list[int]:
     """Return ids of active instances with a timer due at `now`, oldest due first."""
-    return list(session.scalars(
-        select(ProcessInstance.id)
-        .where(ProcessInstance.next_timer_at <= now, ProcessInstance.status.in_(("running", "waiting")))
-        .order_by(ProcessInstance.next_timer_at)
-        .limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(ProcessInstance.id)
+            .where(
+                ProcessInstance.next_timer_at <= now,
+                ProcessInstance.status.in_(("running", "waiting")),
+            )
+            .order_by(ProcessInstance.next_timer_at)
+            .limit(limit)
+        )
+    )
 
 
-def suspend_instance(session: Session, actor: Actor, instance_id: int, *, now: datetime,
-                     reason: str = "") -> ProcessInstance:
+def suspend_instance(
+    session: Session, actor: Actor, instance_id: int, *, now: datetime, reason: str = ""
+) -> ProcessInstance:
     """Stop an instance from moving: its tasks cannot be completed and its timers wait."""
     _require_repair(actor, "suspend instances")
     instance = lock_instance(session, instance_id)
@@ -137,7 +189,9 @@ def suspend_instance(session: Session, actor: Actor, instance_id: int, *, now: d
     return instance
 
 
-def resume_instance(session: Session, actor: Actor, instance_id: int, *, now: datetime) -> ChangeOutcome:
+def resume_instance(
+    session: Session, actor: Actor, instance_id: int, *, now: datetime
+) -> ChangeOutcome:
     """Let a suspended instance move again, firing any timer that fell due meanwhile."""
     _require_repair(actor, "resume instances")
     instance = lock_instance(session, instance_id)
@@ -148,8 +202,9 @@ def resume_instance(session: Session, actor: Actor, instance_id: int, *, now: da
     return apply_change(session, instance, actor, now, lambda wf: wf.refresh_timers())
 
 
-def terminate_instance(session: Session, actor: Actor, instance_id: int, *, now: datetime,
-                       reason: str = "") -> ProcessInstance:
+def terminate_instance(
+    session: Session, actor: Actor, instance_id: int, *, now: datetime, reason: str = ""
+) -> ProcessInstance:
     """End an instance for good; its open tasks are cancelled and its timers dropped."""
     _require_repair(actor, "terminate instances")
     instance = lock_instance(session, instance_id)
@@ -157,7 +212,7 @@ def terminate_instance(session: Session, actor: Actor, instance_id: int, *, now:
         raise Conflict(f"process instance {instance.id} is already {instance.status}")
     instance.status = "terminated"
     log_event(session, instance.id, now, "terminated", actor.username, detail={"reason": reason})
-    outcome = apply_change(session, instance, actor, now, lambda wf: wf.cancel())
+    outcome = apply_change(session, instance, actor, now, cancel_workflow)
     instance.ended_at = now
     _resolve_incidents(session, instance.id, actor, now)
     return outcome.instance
@@ -167,11 +222,19 @@ def _resolve_incidents(session: Session, instance_id: int, actor: Actor, now: da
     for incident in session.scalars(
         select(Incident).where(Incident.instance_id == instance_id, Incident.status == "open")
     ):
-        incident.status, incident.resolved_at, incident.resolved_by = "resolved", now, actor.username
+        incident.status, incident.resolved_at, incident.resolved_by = (
+            "resolved",
+            now,
+            actor.username,
+        )
 
 
 def retry_instance(
-    session: Session, actor: Actor, instance_id: int, *, now: datetime,
+    session: Session,
+    actor: Actor,
+    instance_id: int,
+    *,
+    now: datetime,
     data_patch: dict[str, Any] | None = None,
 ) -> ChangeOutcome:
     """Run the failed task again, optionally after changing its data; close its incident."""
@@ -180,14 +243,23 @@ def retry_instance(
     if instance.status != "error":
         raise Conflict(f"process instance {instance.id} is {instance.status}, not in error")
     incident = session.scalar(
-        select(Incident).where(Incident.instance_id == instance.id, Incident.status == "open")
-        .order_by(Incident.id.desc()).limit(1)
+        select(Incident)
+        .where(Incident.instance_id == instance.id, Incident.status == "open")
+        .order_by(Incident.id.desc())
+        .limit(1)
     )
     _resolve_incidents(session, instance.id, actor, now)
     instance.status = "running"
-    log_event(session, instance.id, now, "retried", actor.username,
-              task_id=incident.task_id if incident else None,
-              bpmn_id=incident.bpmn_id if incident else None, detail={"data": data_patch or {}})
+    log_event(
+        session,
+        instance.id,
+        now,
+        "retried",
+        actor.username,
+        task_id=incident.task_id if incident else None,
+        bpmn_id=incident.bpmn_id if incident else None,
+        detail={"data": data_patch or {}},
+    )
 
     def rerun(workflow: BpmnWorkflow) -> None:
         failed = [t for t in _all_tasks(workflow) if t.state == TaskState.ERROR]
@@ -215,7 +287,10 @@ def get_instance(session: Session, instance_id: int) -> ProcessInstance:
 
 
 def open_tasks_of(session: Session, instance_id: int) -> list[HumanTask]:
-    return list(session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.status == "open")
-        .order_by(HumanTask.id)
-    ))
+    return list(
+        session.scalars(
+            select(HumanTask)
+            .where(HumanTask.instance_id == instance_id, HumanTask.status == "open")
+            .order_by(HumanTask.id)
+        )
+    )

@@ -48,7 +48,9 @@ def register_operation(
     """Register `func(ctx, **params)` under `name` (e.g. `crm.assign_owner`)."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        _registry[name] = Operation(name, func, params, optional, description or (func.__doc__ or ""))
+        _registry[name] = Operation(
+            name, func, params, optional, description or (func.__doc__ or "")
+        )
         return func
 
     return decorate
@@ -73,7 +75,9 @@ def _coerce(name: str, value: Any, wanted: type) -> Any:
             return str(value)
     except (ValueError, InvalidOperation) as exc:
         raise OperationError(f"parameter '{name}': {value!r} is not a {wanted.__name__}") from exc
-    raise OperationError(f"parameter '{name}': expected {wanted.__name__}, got {type(value).__name__}")
+    raise OperationError(
+        f"parameter '{name}': expected {wanted.__name__}, got {type(value).__name__}"
+    )
 
 
 def call_operation(name: str, raw_params: dict[str, Any], ctx: OperationContext) -> Any:

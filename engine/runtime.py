@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import ScriptTask
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actor import Actor
 from engine.clock import frozen_at
@@ -50,12 +50,28 @@ def lock_instance(session: Session, instance_id: int) -> ProcessInstance:
 
 
 def log_event(
-    session: Session, instance_id: int, now: datetime, kind: str, actor: str | None,
-    *, bpmn_id: str | None = None, task_id: str | None = None, detail: dict[str, Any] | None = None,
+    session: Session,
+    instance_id: int,
+    now: datetime,
+    kind: str,
+    actor: str | None,
+    *,
+    bpmn_id: str | None = None,
+    task_id: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one entry to an instance's history."""
-    session.add(InstanceEvent(instance_id=instance_id, at=now, kind=kind, actor=actor,
-                              bpmn_id=bpmn_id, task_id=task_id, detail=detail or {}))
+    session.add(
+        InstanceEvent(
+            instance_id=instance_id,
+            at=now,
+            kind=kind,
+            actor=actor,
+            bpmn_id=bpmn_id,
+            task_id=task_id,
+            detail=detail or {},
+        )
+    )
 
 
 def _failure_details(exc: Exception) -> tuple[Any, int | None, str | None, str, str]:
@@ -69,7 +85,13 @@ def _failure_details(exc: Exception) -> tuple[Any, int | None, str | None, str, 
     cause = exc.__cause__ or exc.__context__
     if cause is not None and str(cause) and str(cause) not in message:
         message = f"{message}: {cause}"
-    return task, (line if isinstance(line, int) and line > 0 else None), error_line, error_type, message
+    return (
+        task,
+        (line if isinstance(line, int) and line > 0 else None),
+        error_line,
+        error_type,
+        message,
+    )
 
 
 def _record_failure(
@@ -86,25 +108,43 @@ def _record_failure(
         task_id=str(task.id) if task is not None else None,
         bpmn_id=task.task_spec.bpmn_id if task is not None else None,
         element_name=(task.task_spec.bpmn_name if task is not None else None),
-        line=line, error_line=error_line, error_type=error_type[:80], message=message,
-        status="open", created_at=now,
+        line=line,
+        error_line=error_line,
+        error_type=error_type[:80],
+        message=message,
+        status="open",
+        created_at=now,
     )
     session.add(incident)
-    log_event(session, instance.id, now, "errored", None,
-              bpmn_id=incident.bpmn_id, task_id=incident.task_id,
-              detail={"message": message, "line": line, "error_type": error_type})
+    log_event(
+        session,
+        instance.id,
+        now,
+        "errored",
+        None,
+        bpmn_id=incident.bpmn_id,
+        task_id=incident.task_id,
+        detail={"message": message, "line": line, "error_type": error_type},
+    )
     return incident
 
 
 def _status_of(workflow: BpmnWorkflow, has_human_tasks: bool) -> str:
-    if workflow.is_completed():
+    # Not `is_completed()`: its task iterator stops at depth 1000 and then reports a long
+    # instance as finished. `completed` is set when the End task runs.
+    if workflow.completed:
         return "completed"
     return "running" if has_human_tasks else "waiting"
 
 
 def apply_change(
-    session: Session, instance: ProcessInstance, actor: Actor | None, now: datetime,
-    change: Change, *, live: LiveWorkflow | None = None,
+    session: Session,
+    instance: ProcessInstance,
+    actor: Actor | None,
+    now: datetime,
+    change: Change,
+    *,
+    live: LiveWorkflow | None = None,
 ) -> ChangeOutcome:
     """Apply `change` to the instance's workflow, run automatic tasks, then persist everything.
 
@@ -114,8 +154,9 @@ def apply_change(
     live = live or load_state(session, instance)
     workflow = live.workflow
     workflow.script_engine = StagecraftScriptEngine(
-        OperationContext(session, instance.id, instance.business_key,
-                         actor.username if actor else None, now)
+        OperationContext(
+            session, instance.id, instance.business_key, actor.username if actor else None, now
+        )
     )
     incident = None
     with frozen_at(now):
@@ -131,7 +172,9 @@ def apply_change(
     if incident is not None:
         instance.status = "error"
     elif instance.status not in ("suspended", "terminated"):
-        instance.status = _status_of(workflow, bool(new_tasks) or _has_open_tasks(session, instance))
+        instance.status = _status_of(
+            workflow, bool(new_tasks) or _has_open_tasks(session, instance)
+        )
     if instance.status == "completed" and instance.ended_at is None:
         instance.ended_at = now
         log_event(session, instance.id, now, "completed", None)
@@ -140,12 +183,19 @@ def apply_change(
     try:
         session.flush()
     except StaleDataError as exc:
-        raise Conflict(f"process instance {instance.id} was changed by someone else; reload") from exc
+        raise Conflict(
+            f"process instance {instance.id} was changed by someone else; reload"
+        ) from exc
     remember(instance, live)
     return ChangeOutcome(instance, new_tasks, incident)
 
 
 def _has_open_tasks(session: Session, instance: ProcessInstance) -> bool:
-    return session.scalar(
-        select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.status == "open").limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(HumanTask.id)
+            .where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
+            .limit(1)
+        )
+        is not None
+    )

@@ -21,7 +21,11 @@ from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any
 
-from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec
+from RestrictedPython import (
+    RestrictingNodeTransformer,
+    compile_restricted_eval,
+    compile_restricted_exec,
+)
 from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
 from RestrictedPython.Guards import (
     full_write_guard,
@@ -35,11 +39,29 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 FILENAME = "<string>"
 MAX_ITEMS = 1_000_000
 MAX_INT_DIGITS = 10_000
-_DENIED_ATTRIBUTES = frozenset({
-    "format", "format_map", "mro", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code",
-    "ag_frame", "ag_code", "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "tb_frame",
-    "tb_next", "func_globals", "func_code",
-})
+_DENIED_ATTRIBUTES = frozenset(
+    {
+        "format",
+        "format_map",
+        "mro",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "ag_frame",
+        "ag_code",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_back",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "func_globals",
+        "func_code",
+    }
+)
 _LINE = re.compile(r"Line (\d+)")
 
 
@@ -82,7 +104,9 @@ class _Policy(RestrictingNodeTransformer):
         if guard is None:
             return node
         func = ast.copy_location(ast.Name(guard, ast.Load()), node)
-        call = ast.copy_location(ast.Call(func=func, args=[node.left, node.right], keywords=[]), node)
+        call = ast.copy_location(
+            ast.Call(func=func, args=[node.left, node.right], keywords=[]), node
+        )
         return ast.fix_missing_locations(call)
 
 
@@ -133,10 +157,18 @@ def _guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
 
 def _inplacevar(op: str, target: Any, value: Any) -> Any:
     operations: dict[str, Callable[[Any, Any], Any]] = {
-        "+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": _guarded_mul,
-        "/=": lambda a, b: a / b, "//=": lambda a, b: a // b, "%=": lambda a, b: a % b,
-        "**=": _guarded_pow, "<<=": _guarded_lshift, ">>=": lambda a, b: a >> b,
-        "&=": lambda a, b: a & b, "|=": lambda a, b: a | b, "^=": lambda a, b: a ^ b,
+        "+=": lambda a, b: a + b,
+        "-=": lambda a, b: a - b,
+        "*=": _guarded_mul,
+        "/=": lambda a, b: a / b,
+        "//=": lambda a, b: a // b,
+        "%=": lambda a, b: a % b,
+        "**=": _guarded_pow,
+        "<<=": _guarded_lshift,
+        ">>=": lambda a, b: a >> b,
+        "&=": lambda a, b: a & b,
+        "|=": lambda a, b: a | b,
+        "^=": lambda a, b: a ^ b,
     }
     if op not in operations:
         raise ScriptForbidden(f"operator {op} is not allowed")
@@ -165,18 +197,53 @@ def days_between(start: str, end: str) -> int:
 _BUILTINS: dict[str, Any] = {
     name: getattr(__builtins__, name) if not isinstance(__builtins__, dict) else __builtins__[name]
     for name in (
-        "abs", "all", "any", "bool", "dict", "enumerate", "filter", "float", "int", "isinstance",
-        "len", "list", "map", "max", "min", "reversed", "round", "set", "sorted", "str", "sum",
-        "tuple", "zip", "ValueError", "KeyError", "TypeError", "ZeroDivisionError", "Exception",
-        "None", "True", "False",
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "dict",
+        "enumerate",
+        "filter",
+        "float",
+        "int",
+        "isinstance",
+        "len",
+        "list",
+        "map",
+        "max",
+        "min",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+        "ValueError",
+        "KeyError",
+        "TypeError",
+        "ZeroDivisionError",
+        "Exception",
+        "None",
+        "True",
+        "False",
     )
 }
 _BUILTINS["range"] = _guarded_range
 
 HELPERS: dict[str, Any] = {
-    "Decimal": Decimal, "ROUND_HALF_UP": ROUND_HALF_UP, "round_money": round_money,
-    "date": date, "datetime": datetime, "timedelta": timedelta, "timezone": timezone, "UTC": UTC,
-    "parse_date": parse_date, "add_days": add_days, "days_between": days_between,
+    "Decimal": Decimal,
+    "ROUND_HALF_UP": ROUND_HALF_UP,
+    "round_money": round_money,
+    "date": date,
+    "datetime": datetime,
+    "timedelta": timedelta,
+    "timezone": timezone,
+    "UTC": UTC,
+    "parse_date": parse_date,
+    "add_days": add_days,
+    "days_between": days_between,
 }
 
 _GUARDS: dict[str, Any] = {
@@ -258,8 +325,12 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         finally:
             sys.settrace(previous)
 
-    def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
-        return self._run(_compile(expression.strip(), "eval"), self._globals(context, external_context))
+    def evaluate(
+        self, expression: str, context: dict[str, Any], external_context: Any = None
+    ) -> Any:
+        return self._run(
+            _compile(expression.strip(), "eval"), self._globals(context, external_context)
+        )
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
         names = self._globals(context, external_context)
@@ -269,7 +340,12 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             if key not in names:
                 del context[key]
         for key, value in names.items():
-            if key in skip or key.startswith("_") or callable(value) and not isinstance(value, Decimal):
+            if (
+                key in skip
+                or key.startswith("_")
+                or callable(value)
+                and not isinstance(value, Decimal)
+            ):
                 continue
             context[key] = value
         return True

@@ -36,7 +36,9 @@ class StagecraftScriptEngine(PythonScriptEngine):
         name = kwargs["operation_name"]
         params = {key: spec["value"] for key, spec in kwargs["operation_params"].items()}
         if self.context is None:
-            raise WorkflowTaskException(f"operation '{name}' cannot run without a context", task=task)
+            raise WorkflowTaskException(
+                f"operation '{name}' cannot run without a context", task=task
+            )
         try:
             result = call_operation(name, params, self.context)
         except OperationError as exc:

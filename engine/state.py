@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from engine.models import InstanceTaskState, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
@@ -179,8 +179,9 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
     doc = json.loads(instance.state)
     bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     rows = session.execute(
-        select(InstanceTaskState.task_id, InstanceTaskState.workflow_key, InstanceTaskState.body)
-        .where(InstanceTaskState.instance_id == instance.id)
+        select(
+            InstanceTaskState.task_id, InstanceTaskState.workflow_key, InstanceTaskState.body
+        ).where(InstanceTaskState.instance_id == instance.id)
     )
     for task_id, key, body in rows:
         bodies[key][task_id] = json.loads(body)

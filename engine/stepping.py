@@ -76,3 +76,12 @@ def run_automatic_tasks(
         # A timer that was already due fired during the refresh.
         return count + run_automatic_tasks(workflow, on_task_run)
     return count
+
+
+def cancel_workflow(workflow: BpmnWorkflow) -> None:
+    """Cancel every unfinished task, at any depth (the library's cancel stops at depth 1000)."""
+    workflow.cancel()
+    for wf in [workflow, *workflow.subprocesses.values()]:
+        for task in list(wf.tasks.values()):
+            if not task.has_state(TaskState.FINISHED_MASK):
+                task._set_state(TaskState.CANCELLED)

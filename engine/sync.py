@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.deploy_checks import FORM_PROPERTY, UI_FORM_PROPERTY
 from engine.models import HumanTask, InstanceTimer, MessageSubscription, ProcessInstance
@@ -77,11 +77,19 @@ def _due_at(props: dict[str, str], now: datetime) -> datetime | None:
 
 
 def _ready_manual(workflow: BpmnWorkflow) -> dict[str, Any]:
-    found = {str(t.id): t for t in workflow.tasks.values()
-             if t.state == TaskState.READY and t.task_spec.manual}
+    found = {
+        str(t.id): t
+        for t in workflow.tasks.values()
+        if t.state == TaskState.READY and t.task_spec.manual
+    }
     for sp in workflow.subprocesses.values():
-        found.update({str(t.id): t for t in sp.tasks.values()
-                      if t.state == TaskState.READY and t.task_spec.manual})
+        found.update(
+            {
+                str(t.id): t
+                for t in sp.tasks.values()
+                if t.state == TaskState.READY and t.task_spec.manual
+            }
+        )
     return found
 
 
@@ -96,7 +104,11 @@ def sync_human_tasks(
     for row in open_rows:
         if row.task_id not in ready:
             task = workflow.get_task_from_id(_uuid(row.task_id))
-            row.status = "completed" if task is not None and task.state == TaskState.COMPLETED else "cancelled"
+            row.status = (
+                "completed"
+                if task is not None and task.state == TaskState.COMPLETED
+                else "cancelled"
+            )
             row.completed_at = row.completed_at or now
     known = {row.task_id for row in open_rows}
     created = []
@@ -108,14 +120,25 @@ def sync_human_tasks(
         props = dict(ext.get("properties", {}))
         who = _resolver[0](LaneQuery(spec.lane, instance, task.data))
         row = HumanTask(
-            instance_id=instance.id, task_id=task_id, process_id=instance.process_id,
-            bpmn_id=spec.bpmn_id, title=(spec.bpmn_name or spec.bpmn_id)[:255], lane=spec.lane,
-            candidate_role=who.role, candidate_team=who.team, candidate_user=who.user,
-            assignee=who.user, status="open", form=props.get(FORM_PROPERTY),
+            instance_id=instance.id,
+            task_id=task_id,
+            process_id=instance.process_id,
+            bpmn_id=spec.bpmn_id,
+            title=(spec.bpmn_name or spec.bpmn_id)[:255],
+            lane=spec.lane,
+            candidate_role=who.role,
+            candidate_team=who.team,
+            candidate_user=who.user,
+            assignee=who.user,
+            status="open",
+            form=props.get(FORM_PROPERTY),
             ui_form=props.get(UI_FORM_PROPERTY),
             instructions=_render(ext.get("instructionsForEndUser"), task.data),
-            properties=props, subject_type=instance.subject_type, subject_id=instance.subject_id,
-            due_at=_due_at(props, now), created_at=now,
+            properties=props,
+            subject_type=instance.subject_type,
+            subject_id=instance.subject_id,
+            due_at=_due_at(props, now),
+            created_at=now,
         )
         session.add(row)
         created.append(row)
@@ -141,12 +164,17 @@ def sync_waits(session: Session, instance: ProcessInstance, workflow: BpmnWorkfl
         if isinstance(definition, TimerEventDefinition):
             value = definition.details(task).value
             if value:
-                timers[str(task.id)] = (task.task_spec.bpmn_id, TimerEventDefinition.get_datetime(value))
+                timers[str(task.id)] = (
+                    task.task_spec.bpmn_id,
+                    TimerEventDefinition.get_datetime(value),
+                )
         elif isinstance(definition, MessageEventDefinition):
             messages[str(task.id)] = (task.task_spec.bpmn_id, definition.name)
 
     rows = session.scalars(
-        select(InstanceTimer).where(InstanceTimer.instance_id == instance.id, InstanceTimer.status == "waiting")
+        select(InstanceTimer).where(
+            InstanceTimer.instance_id == instance.id, InstanceTimer.status == "waiting"
+        )
     ).all()
     for row in rows:
         wanted = timers.pop(row.task_id, None)
@@ -155,13 +183,26 @@ def sync_waits(session: Session, instance: ProcessInstance, workflow: BpmnWorkfl
         elif wanted[1] != row.fire_at:
             row.fire_at = wanted[1]
     for task_id, (bpmn_id, fire_at) in timers.items():
-        session.add(InstanceTimer(instance_id=instance.id, task_id=task_id, bpmn_id=bpmn_id,
-                                  fire_at=fire_at, status="waiting", attempts=0))
+        session.add(
+            InstanceTimer(
+                instance_id=instance.id,
+                task_id=task_id,
+                bpmn_id=bpmn_id,
+                fire_at=fire_at,
+                status="waiting",
+                attempts=0,
+            )
+        )
     session.flush()
     instance.next_timer_at = min(
-        (r.fire_at for r in session.scalars(
-            select(InstanceTimer).where(InstanceTimer.instance_id == instance.id,
-                                        InstanceTimer.status == "waiting"))),
+        (
+            r.fire_at
+            for r in session.scalars(
+                select(InstanceTimer).where(
+                    InstanceTimer.instance_id == instance.id, InstanceTimer.status == "waiting"
+                )
+            )
+        ),
         default=None,
     )
 
@@ -172,5 +213,12 @@ def sync_waits(session: Session, instance: ProcessInstance, workflow: BpmnWorkfl
         if messages.pop(sub.task_id, None) is None:
             session.delete(sub)
     for task_id, (bpmn_id, name) in messages.items():
-        session.add(MessageSubscription(instance_id=instance.id, task_id=task_id, bpmn_id=bpmn_id,
-                                        message_name=name, correlation_key=instance.business_key))
+        session.add(
+            MessageSubscription(
+                instance_id=instance.id,
+                task_id=task_id,
+                bpmn_id=bpmn_id,
+                message_name=name,
+                correlation_key=instance.business_key,
+            )
+        )

@@ -7,10 +7,10 @@ from typing import Any
 from uuid import UUID
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.actor import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -90,8 +90,16 @@ def complete_task(
         spiff_task.set_data(**data)
         spiff_task.run()
 
-    log_event(session, task.instance_id, now, "task_completed", actor.username,
-              bpmn_id=task.bpmn_id, task_id=task.task_id, detail={"data": data})
+    log_event(
+        session,
+        task.instance_id,
+        now,
+        "task_completed",
+        actor.username,
+        bpmn_id=task.bpmn_id,
+        task_id=task.task_id,
+        detail={"data": data},
+    )
     task.completed_by, task.completed_at = actor.username, now
     return apply_change(session, instance, actor, now, complete)
 
@@ -106,8 +114,15 @@ def claim_task(session: Session, actor: Actor, human_task_id: int, *, now: datet
     if not may_work_on(actor, task):
         raise Forbidden(f"task '{task.title}' is not offered to you")
     task.assignee = actor.username
-    log_event(session, task.instance_id, now, "task_claimed", actor.username,
-              bpmn_id=task.bpmn_id, task_id=task.task_id)
+    log_event(
+        session,
+        task.instance_id,
+        now,
+        "task_claimed",
+        actor.username,
+        bpmn_id=task.bpmn_id,
+        task_id=task.task_id,
+    )
     session.flush()
     return task
 
@@ -120,14 +135,26 @@ def unclaim_task(session: Session, actor: Actor, human_task_id: int, *, now: dat
     if task.candidate_role is None and task.candidate_team is None:
         raise Conflict(f"task '{task.title}' has no group to return to")
     task.assignee = None
-    log_event(session, task.instance_id, now, "task_released", actor.username,
-              bpmn_id=task.bpmn_id, task_id=task.task_id)
+    log_event(
+        session,
+        task.instance_id,
+        now,
+        "task_released",
+        actor.username,
+        bpmn_id=task.bpmn_id,
+        task_id=task.task_id,
+    )
     session.flush()
     return task
 
 
 def reassign_task(
-    session: Session, actor: Actor, human_task_id: int, to_username: str, *, now: datetime,
+    session: Session,
+    actor: Actor,
+    human_task_id: int,
+    to_username: str,
+    *,
+    now: datetime,
     reason: str = "",
 ) -> HumanTask:
     """Give a task to another user (ops and admins; the CRM adds managers for their teams)."""
@@ -136,9 +163,16 @@ def reassign_task(
         raise Forbidden("only ops and admins may reassign tasks here")
     previous = task.assignee
     task.assignee = to_username
-    log_event(session, task.instance_id, now, "task_reassigned", actor.username,
-              bpmn_id=task.bpmn_id, task_id=task.task_id,
-              detail={"from": previous, "to": to_username, "reason": reason})
+    log_event(
+        session,
+        task.instance_id,
+        now,
+        "task_reassigned",
+        actor.username,
+        bpmn_id=task.bpmn_id,
+        task_id=task.task_id,
+        detail={"from": previous, "to": to_username, "reason": reason},
+    )
     session.flush()
     return task
 

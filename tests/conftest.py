@@ -101,8 +101,13 @@ def deploy(session: Session, admin: Actor) -> Callable[..., DeployResult]:
 
     def run(*names: str, forms: Path = FORMS, now: datetime = NOW) -> DeployResult:
         paths = [p if Path(p).is_absolute() else _find(p) for p in names] or [PROCESSES]
-        return deploy_files(session, admin.username, collect_files(paths),
-                            load_form=folder_form_loader(forms), now=now)
+        return deploy_files(
+            session,
+            admin.username,
+            collect_files(paths),
+            load_form=folder_form_loader(forms),
+            now=now,
+        )
 
     return run
 

@@ -21,8 +21,17 @@ class TempPostgres:
 
     def stop(self) -> None:
         subprocess.run(
-            [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"],
-            check=False, capture_output=True,
+            [
+                *self.as_postgres,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
@@ -55,21 +64,54 @@ def start_postgres() -> TempPostgres | None:
         shutil.chown(root, "postgres", "postgres")
     os.chmod(root, 0o755)
     subprocess.run(
-        [*as_postgres, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "stagecraft",
-         "-E", "UTF8", "--no-locale"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-A",
+            "trust",
+            "-U",
+            "stagecraft",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ],
+        check=True,
+        capture_output=True,
     )
     port = _free_port()
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     subprocess.run(
-        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
-         str(root / "server.log"), "-w", "start"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [*as_postgres, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "stagecraft",
-         "stagecraft_test"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            str(bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "stagecraft",
+            "stagecraft_test",
+        ],
+        check=True,
+        capture_output=True,
     )
     url = f"postgresql+psycopg://stagecraft@127.0.0.1:{port}/stagecraft_test"
     return TempPostgres(url, datadir, bindir, as_postgres)

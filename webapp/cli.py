@@ -45,8 +45,12 @@ def unit_of_work(func: Callable[..., Any]) -> Callable[..., Any]:
         except DeployRejected as exc:
             session.rollback()
             if kwargs.get("as_json"):
-                click.echo(json.dumps({"error": exc.message,
-                                       "problems": [p.as_dict() for p in exc.problems]}, indent=2))
+                click.echo(
+                    json.dumps(
+                        {"error": exc.message, "problems": [p.as_dict() for p in exc.problems]},
+                        indent=2,
+                    )
+                )
             else:
                 click.echo(exc.message, err=True)
                 for problem in exc.problems:
@@ -92,18 +96,34 @@ def processes_cli() -> None:
 
 @processes_cli.command("deploy")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--forms", "forms_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder the forms named in the BPMN are read from (default: forms/).")
+@click.option(
+    "--forms",
+    "forms_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the forms named in the BPMN are read from (default: forms/).",
+)
 @click.option("--comment", default=None, help="Why this version was deployed.")
 @click.option("--as", "username", default="admin", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
 @unit_of_work
-def deploy_command(session: Any, paths: tuple[Path, ...], forms_dir: Path | None,
-                   comment: str | None, username: str, as_json: bool) -> None:
+def deploy_command(
+    session: Any,
+    paths: tuple[Path, ...],
+    forms_dir: Path | None,
+    comment: str | None,
+    username: str,
+    as_json: bool,
+) -> None:
     forms = forms_dir or Path(current_app.config["FORMS_DIR"])
-    result = deploy_files(session, username, collect_files(paths),
-                          load_form=folder_form_loader(forms), now=utcnow(), comment=comment)
+    result = deploy_files(
+        session,
+        username,
+        collect_files(paths),
+        load_form=folder_form_loader(forms),
+        now=utcnow(),
+        comment=comment,
+    )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -128,10 +148,17 @@ def instances_cli() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 @unit_of_work
-def start_command(session: Any, process_id: str, data: str, business_key: str | None,
-                  username: str, as_json: bool) -> None:
-    outcome = start_instance(session, cli_actor(username), process_id, now=utcnow(),
-                             data=_parse_json(data, "--data"), business_key=business_key)
+def start_command(
+    session: Any, process_id: str, data: str, business_key: str | None, username: str, as_json: bool
+) -> None:
+    outcome = start_instance(
+        session,
+        cli_actor(username),
+        process_id,
+        now=utcnow(),
+        data=_parse_json(data, "--data"),
+        business_key=business_key,
+    )
     view = describe_instance(session, outcome.instance)
     if as_json:
         click.echo(json.dumps(view, indent=2, default=str))
@@ -155,11 +182,17 @@ def show_command(session: Any, instance_id: int, as_json: bool) -> None:
     click.echo(f"  business key: {view['business_key'] or '-'}   started by {view['started_by']}")
     click.echo(f"  data: {json.dumps(view['data'], default=str)}")
     for task in view["open_tasks"]:
-        click.echo(f"  open task {task['id']}: {task['title']} (assignee {task['assignee'] or '-'})")
+        click.echo(
+            f"  open task {task['id']}: {task['title']} (assignee {task['assignee'] or '-'})"
+        )
     for incident in view["incidents"]:
-        click.echo(f"  incident at {incident['bpmn_id']} line {incident['line']}: {incident['message']}")
+        click.echo(
+            f"  incident at {incident['bpmn_id']} line {incident['line']}: {incident['message']}"
+        )
     for event in view["history"]:
-        click.echo(f"  {event['at']}  {event['kind']:<16} {event['actor'] or ''} {event['bpmn_id'] or ''}")
+        click.echo(
+            f"  {event['at']}  {event['kind']:<16} {event['actor'] or ''} {event['bpmn_id'] or ''}"
+        )
 
 
 @click.group("tasks", help="List and complete human tasks.")
@@ -190,8 +223,9 @@ def list_command(session: Any, instance_id: int | None, as_json: bool) -> None:
 @with_appcontext
 @unit_of_work
 def complete_command(session: Any, task_id: int, data: str, username: str, as_json: bool) -> None:
-    outcome = complete_task(session, cli_actor(username), task_id, _parse_json(data, "--data"),
-                            now=utcnow())
+    outcome = complete_task(
+        session, cli_actor(username), task_id, _parse_json(data, "--data"), now=utcnow()
+    )
     view = describe_instance(session, outcome.instance)
     if as_json:
         click.echo(json.dumps(view, indent=2, default=str))

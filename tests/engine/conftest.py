@@ -47,7 +47,8 @@ def open_task(session: Session) -> Callable[[ProcessInstance, str], HumanTask]:
     def find(instance: ProcessInstance, bpmn_id: str) -> HumanTask:
         rows = session.scalars(
             select(HumanTask).where(
-                HumanTask.instance_id == instance.id, HumanTask.status == "open",
+                HumanTask.instance_id == instance.id,
+                HumanTask.status == "open",
                 HumanTask.bpmn_id == bpmn_id,
             )
         ).all()

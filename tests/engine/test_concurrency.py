@@ -20,11 +20,19 @@ REPS = [Actor("rita", frozenset({"rep"})), Actor("rob", frozenset({"rep"}))]
 
 def test_concurrent_completions_of_one_task_exactly_one_wins(committing_engine):
     with Session(committing_engine) as setup:
-        deploy_files(setup, "admin", collect_files([PROCESSES / "lead_followup.bpmn"]),
-                     load_form=folder_form_loader(FORMS), now=NOW)
-        instance = start_instance(setup, REPS[0], "lead_followup", now=NOW,
-                                  data={"lead_name": "Acme", "budget": 1}).instance
-        task_id = setup.scalars(select(HumanTask.id).where(HumanTask.instance_id == instance.id)).one()
+        deploy_files(
+            setup,
+            "admin",
+            collect_files([PROCESSES / "lead_followup.bpmn"]),
+            load_form=folder_form_loader(FORMS),
+            now=NOW,
+        )
+        instance = start_instance(
+            setup, REPS[0], "lead_followup", now=NOW, data={"lead_name": "Acme", "budget": 1}
+        ).instance
+        task_id = setup.scalars(
+            select(HumanTask.id).where(HumanTask.instance_id == instance.id)
+        ).one()
         instance_id = instance.id
         setup.commit()
 
@@ -52,8 +60,9 @@ def test_concurrent_completions_of_one_task_exactly_one_wins(committing_engine):
 
     with Session(committing_engine) as check:
         completions = check.scalars(
-            select(InstanceEvent).where(InstanceEvent.instance_id == instance_id,
-                                        InstanceEvent.kind == "task_completed")
+            select(InstanceEvent).where(
+                InstanceEvent.instance_id == instance_id, InstanceEvent.kind == "task_completed"
+            )
         ).all()
         assert len(completions) == 1
         task = check.get(HumanTask, task_id)

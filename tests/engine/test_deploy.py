@@ -49,9 +49,16 @@ def test_deploy_changed_file_versions_only_the_changed_process(session, deploy, 
     source = (FIXTURES.parent.parent.parent / "processes" / "lead_followup.bpmn").read_text()
     changed = tmp_path / "lead_followup.bpmn"
     changed.write_text(source.replace('name="Call the lead"', 'name="Phone the lead"'))
-    result = deploy_files(session, "admin", {"lead_followup.bpmn": changed.read_bytes()},
-                          load_form=folder_form_loader(FIXTURES.parent.parent.parent / "forms"), now=NOW)
-    assert [(p.process_id, p.version, p.new) for p in result.processes] == [("lead_followup", 2, True)]
+    result = deploy_files(
+        session,
+        "admin",
+        {"lead_followup.bpmn": changed.read_bytes()},
+        load_form=folder_form_loader(FIXTURES.parent.parent.parent / "forms"),
+        now=NOW,
+    )
+    assert [(p.process_id, p.version, p.new) for p in result.processes] == [
+        ("lead_followup", 2, True)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +81,9 @@ def test_deploy_changed_file_versions_only_the_changed_process(session, deploy, 
         ("invalid_form.bpmn", 7, "fill", "not a valid JSON Schema"),
     ],
 )
-def test_deploy_bad_file_is_rejected_with_line_and_element(session, deploy, name, line, element, words):
+def test_deploy_bad_file_is_rejected_with_line_and_element(
+    session, deploy, name, line, element, words
+):
     problems = _rejected(deploy, name)
     errors = [p for p in problems if p.severity == "error"]
     assert len(errors) >= 1
@@ -123,18 +132,27 @@ def test_deploy_camunda_modeler_file_runs_unchanged(session, deploy):
 def test_redeploy_keeps_running_instances_on_their_version(session, deploy, tmp_path, open_task):
     deploy()
     rep = Actor("rita", frozenset({"rep"}))
-    old = start_instance(session, rep, "lead_followup", now=NOW,
-                         data={"lead_name": "A", "budget": 1}).instance
+    old = start_instance(
+        session, rep, "lead_followup", now=NOW, data={"lead_name": "A", "budget": 1}
+    ).instance
     root = FIXTURES.parent.parent.parent
     source = (root / "processes" / "lead_followup.bpmn").read_text()
     # Version 2 drops the retry loop's one-day wait to two days.
     changed = source.replace('"P1D"', '"P2D"')
-    deploy_files(session, "admin", {"lead_followup.bpmn": changed.encode()},
-                 load_form=folder_form_loader(root / "forms"), now=NOW)
-    new = start_instance(session, rep, "lead_followup", now=NOW,
-                         data={"lead_name": "B", "budget": 1}).instance
+    deploy_files(
+        session,
+        "admin",
+        {"lead_followup.bpmn": changed.encode()},
+        load_form=folder_form_loader(root / "forms"),
+        now=NOW,
+    )
+    new = start_instance(
+        session, rep, "lead_followup", now=NOW, data={"lead_name": "B", "budget": 1}
+    ).instance
     assert (old.definition.version, new.definition.version) == (1, 2)
     for instance in (old, new):
-        complete_task(session, rep, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=NOW)
+        complete_task(
+            session, rep, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=NOW
+        )
     assert old.next_timer_at == NOW + timedelta(days=1)
     assert new.next_timer_at == NOW + timedelta(days=2)

@@ -39,8 +39,13 @@ SCRIPT</bpmn:script></bpmn:scriptTask>
 
 def _deploy_script(session, script: str) -> None:
     xml = _PROCESS.replace("SCRIPT", script.replace("<", "&lt;").replace(">", "&gt;"))
-    deploy_files(session, "admin", {"scripted.bpmn": xml.encode()},
-                 load_form=folder_form_loader(FIXTURES / "forms"), now=NOW)
+    deploy_files(
+        session,
+        "admin",
+        {"scripted.bpmn": xml.encode()},
+        load_form=folder_form_loader(FIXTURES / "forms"),
+        now=NOW,
+    )
 
 
 def test_failing_script_leaves_instance_in_error_with_incident(session, round_trip):
@@ -70,7 +75,9 @@ def test_retry_after_fixing_data_runs_on(session, round_trip):
     assert instance.status == "running"
     [task] = outcome.new_tasks
     assert task.bpmn_id == "check"
-    assert session.scalars(select(Incident.status).where(Incident.instance_id == instance.id)).all() == ["resolved"]
+    assert session.scalars(
+        select(Incident.status).where(Incident.instance_id == instance.id)
+    ).all() == ["resolved"]
     assert describe_instance(session, instance)["data"]["ratio"] == 2.5
 
 
@@ -146,5 +153,7 @@ def test_terminate_cancels_open_tasks(session):
     instance = start_instance(session, REP, "scripted", now=NOW).instance
     terminate_instance(session, OPS, instance.id, now=NOW, reason="duplicate")
     assert instance.status == "terminated"
-    statuses = session.scalars(select(HumanTask.status).where(HumanTask.instance_id == instance.id)).all()
+    statuses = session.scalars(
+        select(HumanTask.status).where(HumanTask.instance_id == instance.id)
+    ).all()
     assert statuses == ["cancelled"]

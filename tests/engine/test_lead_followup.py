@@ -24,8 +24,14 @@ def started(session, deploy, round_trip):
     deploy("lead_followup.bpmn")
 
     def start(budget=20000, key="lead:7"):
-        outcome = start_instance(session, REP, "lead_followup", now=NOW,
-                                 data={"lead_name": "Acme <Ltd>", "budget": budget}, business_key=key)
+        outcome = start_instance(
+            session,
+            REP,
+            "lead_followup",
+            now=NOW,
+            data={"lead_name": "Acme <Ltd>", "budget": budget},
+            business_key=key,
+        )
         round_trip(outcome.instance)
         return outcome.instance
 
@@ -47,16 +53,22 @@ def test_lead_followup_start_opens_call_task_for_reps(session, started, open_tas
     assert "Acme <Ltd>" in (task.instructions or "")
     assert instance.status == "running"
     assert _data(session, instance)["score"] == 80
-    timers = session.scalars(select(InstanceTimer).where(InstanceTimer.instance_id == instance.id)).all()
+    timers = session.scalars(
+        select(InstanceTimer).where(InstanceTimer.instance_id == instance.id)
+    ).all()
     assert [(t.bpmn_id, t.fire_at) for t in timers] == [("call_overdue", NOW + timedelta(days=3))]
     assert instance.next_timer_at == NOW + timedelta(days=3)
 
 
-def test_lead_followup_interested_waits_for_message_then_won(session, started, open_task, round_trip):
+def test_lead_followup_interested_waits_for_message_then_won(
+    session, started, open_task, round_trip
+):
     instance = started()
     task = open_task(instance, "call_lead")
     claim_task(session, REP, task.id, now=NOW)
-    complete_task(session, REP, task.id, {"outcome": "interested", "notes": "wants a quote"}, now=NOW)
+    complete_task(
+        session, REP, task.id, {"outcome": "interested", "notes": "wants a quote"}, now=NOW
+    )
     round_trip(instance)
     assert instance.status == "waiting"
     assert session.get(HumanTask, task.id).status == "completed"
@@ -70,7 +82,9 @@ def test_lead_followup_interested_waits_for_message_then_won(session, started, o
     assert data["status"] == "won"
     assert data["won_amount"] == "12345.68"
     kinds = session.scalars(
-        select(InstanceEvent.kind).where(InstanceEvent.instance_id == instance.id).order_by(InstanceEvent.id)
+        select(InstanceEvent.kind)
+        .where(InstanceEvent.instance_id == instance.id)
+        .order_by(InstanceEvent.id)
     ).all()
     assert kinds == ["started", "task_claimed", "task_completed", "message_received", "completed"]
     # The boundary timer died with the task it was attached to.
@@ -79,7 +93,9 @@ def test_lead_followup_interested_waits_for_message_then_won(session, started, o
 
 def test_lead_followup_message_with_wrong_key_finds_nobody(session, started, open_task):
     instance = started()
-    complete_task(session, REP, open_task(instance, "call_lead").id, {"outcome": "interested"}, now=NOW)
+    complete_task(
+        session, REP, open_task(instance, "call_lead").id, {"outcome": "interested"}, now=NOW
+    )
     from engine.errors import NotFound
 
     with pytest.raises(NotFound, match="lead:8"):
@@ -89,17 +105,23 @@ def test_lead_followup_message_with_wrong_key_finds_nobody(session, started, ope
 
 def test_lead_followup_not_interested_is_lost(session, started, open_task, round_trip):
     instance = started()
-    complete_task(session, REP, open_task(instance, "call_lead").id, {"outcome": "not_interested"}, now=NOW)
+    complete_task(
+        session, REP, open_task(instance, "call_lead").id, {"outcome": "not_interested"}, now=NOW
+    )
     round_trip(instance)
     assert instance.status == "completed"
     assert _data(session, instance)["status"] == "lost"
 
 
-def test_lead_followup_no_answer_retries_twice_then_unreachable(session, started, open_task, round_trip):
+def test_lead_followup_no_answer_retries_twice_then_unreachable(
+    session, started, open_task, round_trip
+):
     instance = started()
     now = NOW
     for attempt in (1, 2):
-        complete_task(session, REP, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=now)
+        complete_task(
+            session, REP, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=now
+        )
         round_trip(instance)
         assert instance.status == "waiting", f"attempt {attempt} should wait a day"
         assert instance.next_timer_at == now + timedelta(days=1)
@@ -111,7 +133,9 @@ def test_lead_followup_no_answer_retries_twice_then_unreachable(session, started
         fire_instance_timers(session, instance.id, now=now)
         round_trip(instance)
         assert instance.status == "running"
-    complete_task(session, REP, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=now)
+    complete_task(
+        session, REP, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=now
+    )
     round_trip(instance)
     assert instance.status == "completed"
     data = _data(session, instance)
@@ -129,7 +153,9 @@ def test_lead_followup_overdue_call_asks_manager_to_chase(session, started, open
     assert open_task(instance, "call_lead").id == call.id  # non-interrupting: the call stays open
     with pytest.raises(Forbidden):
         complete_task(session, REP, chase.id, {"comment": "hurry"}, now=NOW + timedelta(days=3))
-    complete_task(session, MANAGER, chase.id, {"comment": "called Rita"}, now=NOW + timedelta(days=3))
+    complete_task(
+        session, MANAGER, chase.id, {"comment": "called Rita"}, now=NOW + timedelta(days=3)
+    )
     round_trip(instance)
     assert instance.status == "running"
     complete_task(session, REP, call.id, {"outcome": "not_interested"}, now=NOW + timedelta(days=4))
