@@ -192,3 +192,25 @@ def test_lead_followup_claimed_task_is_not_anyone_elses(session, started, open_t
         claim_task(session, other, task.id, now=NOW)
     with pytest.raises(Forbidden):
         complete_task(session, other, task.id, {"outcome": "interested"}, now=NOW)
+
+
+def test_lead_followup_release_and_reassign_are_logged(session, started, open_task):
+    from engine.tasks import reassign_task, unclaim_task
+
+    instance = started()
+    task = open_task(instance, "call_lead")
+    claim_task(session, REP, task.id, now=NOW)
+    with pytest.raises(Forbidden):
+        unclaim_task(session, Actor("rob", frozenset({"rep"})), task.id, now=NOW)
+    unclaim_task(session, REP, task.id, now=NOW)
+    assert task.assignee is None
+    with pytest.raises(Forbidden):
+        reassign_task(session, REP, task.id, "rob", now=NOW)
+    ops = Actor("olga", frozenset({"ops"}))
+    reassign_task(session, ops, task.id, "rob", now=NOW, reason="Rita is on leave")
+    assert task.assignee == "rob"
+    events = session.scalars(
+        select(InstanceEvent).where(InstanceEvent.instance_id == instance.id).order_by(InstanceEvent.id)
+    ).all()
+    assert [e.kind for e in events][-3:] == ["task_claimed", "task_released", "task_reassigned"]
+    assert events[-1].detail == {"from": None, "to": "rob", "reason": "Rita is on leave"}
