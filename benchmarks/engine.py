@@ -12,10 +12,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from engine.actor import Actor
@@ -46,10 +47,12 @@ LOOP_FILE = ROOT / "tests" / "engine" / "bpmn" / "long_loop.bpmn"
 LEAD_START = {"lead_name": "x", "budget": 1}
 LEAD_ANSWER = {"outcome": "not_interested"}
 LOOP_START = {"limit": 1000}
+RAW = "raw SpiffWorkflow, full save+restore"
 REP = Actor("rita", frozenset({"rep"}))
 N_INSTANCES = 300
 N_WARMUP = 20
 N_COMPLETIONS = 210
+N_ROUNDS = 5
 # 1-based completion numbers whose median stands for "around #5", "#50" and "#200".
 WINDOWS = {"#5": (3, 7), "#50": (45, 55), "#200": (195, 205)}
 
@@ -133,12 +136,11 @@ def prepare(name: str, url: str, clock: Clock) -> Database:
     engine = create_db_engine(url)
     with Session(engine) as session:
         files = collect_files([LEAD_FILE, LOOP_FILE])
-        deploy_files(session, "admin", files, load_form=folder_form_loader(ROOT / "forms"),
-                     now=clock.tick())
-        version = str(session.scalar(text(
-            "SELECT sqlite_version()" if engine.dialect.name == "sqlite" else "SHOW server_version"
-        )))
+        deploy_files(
+            session, "admin", files, load_form=folder_form_loader(ROOT / "forms"), now=clock.tick()
+        )
         session.commit()
+    version = ".".join(str(part) for part in engine.dialect.server_version_info or ())
     return Database(name, engine, version)
 
 
@@ -150,13 +152,17 @@ def ours_start(db: Database, clock: Clock, process_id: str, data: dict[str, Any]
     return instance_id
 
 
-def ours_complete(db: Database, clock: Clock, instance_id: int, data: dict[str, Any],
-                  cold: bool) -> str:
+def ours_complete(
+    db: Database, clock: Clock, instance_id: int, data: dict[str, Any], cold: bool
+) -> str:
     if cold:
         LIVE_CACHE.clear()  # as after a restart, or when another worker made the last change
     with Session(db.engine) as session:
-        task_id = session.scalar(select(HumanTask.id).where(
-            HumanTask.instance_id == instance_id, HumanTask.status == "open"))
+        task_id = session.scalar(
+            select(HumanTask.id).where(
+                HumanTask.instance_id == instance_id, HumanTask.status == "open"
+            )
+        )
         assert task_id is not None, f"instance {instance_id} has no open task"
         status = complete_task(session, REP, task_id, data, now=clock.tick()).instance.status
         session.commit()
@@ -201,10 +207,6 @@ def databases(clock: Clock) -> Iterator[list[Database]]:
                 server.stop()
 
 
-def window_medians(timings: list[float]) -> dict[str, float]:
-    return {k: statistics.median(timings[a - 1:b]) * 1000 for k, (a, b) in WINDOWS.items()}
-
-
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -219,32 +221,51 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
 
 
-def throughput(clock: Clock, dbs: list[Database]) -> list[list[str]]:
-    raw_instances(N_WARMUP)
-    raw_s = raw_instances(N_INSTANCES)
-    rows = [["raw SpiffWorkflow, in memory", str(N_INSTANCES), f"{N_INSTANCES / raw_s:.1f}",
-             f"{raw_s / N_INSTANCES * 1000:.2f}", "1.00"]]
+def rate_row(label: str, seconds: float, raw_seconds: float) -> list[str]:
+    ms, ratio = seconds / N_INSTANCES * 1000, seconds / raw_seconds
+    return [label, str(N_INSTANCES), f"{1000 / ms:.1f}", f"{ms:.2f}", f"{ratio:.2f}"]
+
+
+def variants(
+    clock: Clock, dbs: list[Database], raw: Callable[[int], Any], ours: Callable[..., Any]
+) -> dict[str, Callable[[int], Any]]:
+    found = {RAW: raw}
     for db in dbs:
         for cold in (False, True):
-            ours_instances(db, clock, N_WARMUP, cold)
-            ours_s = ours_instances(db, clock, N_INSTANCES, cold)
-            label = f"ours, {db.name}" + (", no live cache" if cold else "")
-            rows.append([label, str(N_INSTANCES), f"{N_INSTANCES / ours_s:.1f}",
-                         f"{ours_s / N_INSTANCES * 1000:.2f}", f"{ours_s / raw_s:.2f}"])
-    return rows
+            found[f"ours, {db.name}" + (", no live cache" if cold else "")] = partial(
+                ours, db, clock, cold=cold
+            )
+    return found
 
 
-def completion_row(label: str, timings: list[float]) -> list[str]:
-    m = window_medians(timings)
-    return [label, *(f"{m[k]:.2f}" for k in WINDOWS), f"{m['#200'] / m['#5']:.2f}"]
+def throughput(clock: Clock, dbs: list[Database]) -> list[list[str]]:
+    """Time N instances per variant, in interleaved rounds so that load drift hits all alike."""
+    runs = variants(clock, dbs, raw_instances, ours_instances)
+    for run in runs.values():
+        run(N_WARMUP)
+    totals = dict.fromkeys(runs, 0.0)
+    for _ in range(N_ROUNDS):
+        for label, run in runs.items():
+            totals[label] += run(N_INSTANCES // N_ROUNDS)
+    return [rate_row(label, seconds, totals[RAW]) for label, seconds in totals.items()]
 
 
 def long_instance(clock: Clock, dbs: list[Database]) -> list[list[str]]:
-    rows = [completion_row("raw SpiffWorkflow, full save+restore", raw_completions(N_COMPLETIONS))]
-    for db in dbs:
-        for cold in (False, True):
-            label = f"ours, {db.name}" + (", no live cache" if cold else "")
-            rows.append(completion_row(label, ours_completions(db, clock, N_COMPLETIONS, cold)))
+    """Run one long instance per variant and round; pool each window's timings over rounds."""
+    runs = variants(clock, dbs, raw_completions, ours_completions)
+    for run in runs.values():
+        run(N_WARMUP)
+    timings: dict[str, list[list[float]]] = {label: [] for label in runs}
+    for _ in range(N_ROUNDS):
+        for label, run in runs.items():
+            timings[label].append(run(N_COMPLETIONS))
+    rows = []
+    for label, per_round in timings.items():
+        m = {
+            key: statistics.median(t for ts in per_round for t in ts[first - 1 : last]) * 1000
+            for key, (first, last) in WINDOWS.items()
+        }
+        rows.append([label, *(f"{m[k]:.2f}" for k in WINDOWS), f"{m['#200'] / m['#5']:.2f}"])
     return rows
 
 
@@ -257,16 +278,21 @@ def main() -> None:
         rates = throughput(clock, dbs)
         steps = long_instance(clock, dbs)
     print(f"Engine benchmark, {datetime.now(UTC):%Y-%m-%d}")
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-          f"SQLite {versions['SQLite']}; PostgreSQL {versions.get('PostgreSQL', 'not installed')}")
-    print_table(
-        f"1. lead_followup, start + complete call_lead (N={N_INSTANCES} after {N_WARMUP} warm-up)",
-        ["variant", "N", "instances/s", "ms/instance", "time vs raw (target <= 2)"], rates,
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+        f"SQLite {versions['SQLite']}; PostgreSQL {versions.get('PostgreSQL', 'not installed')}"
     )
     print_table(
-        f"2. long_loop, {N_COMPLETIONS} completions of `step` in one instance "
-        "(ms, median of #3-7, #45-55, #195-205)",
-        ["variant", *WINDOWS, "#200 / #5 (target <= 3)"], steps,
+        f"1. lead_followup, start + complete call_lead: N={N_INSTANCES} instances per variant "
+        f"in {N_ROUNDS} interleaved rounds, after {N_WARMUP} warm-up",
+        ["variant", "N", "instances/s", "ms/instance", "time vs raw (target <= 2)"],
+        rates,
+    )
+    print_table(
+        f"2. long_loop, {N_COMPLETIONS} completions of `step` in one instance, {N_ROUNDS} "
+        "interleaved instances per variant: ms, median of completions #3-7, #45-55, #195-205",
+        ["variant", *WINDOWS, "#200 / #5 (target <= 3)"],
+        steps,
     )
     print(f"\nTook {time.perf_counter() - begun:.0f} s.")
 

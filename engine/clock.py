@@ -30,7 +30,7 @@ class _InjectedDatetime(datetime):
         return frozen.astimezone(tz) if tz is not None else frozen
 
 
-_timer_module.datetime = _InjectedDatetime  # type: ignore[misc]
+_timer_module.datetime = _InjectedDatetime
 
 
 @contextmanager

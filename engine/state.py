@@ -121,7 +121,8 @@ def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) 
                 InstanceTaskState.task_id.in_(removed),
             )
         )
-    inserts, updates = [], []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for tid, (key, task) in changed.items():
         row = {
             "instance_id": instance.id,
