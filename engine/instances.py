@@ -1,4 +1,4 @@
-"""Start instances and drive them from outside: messages, timers, suspend, resume, terminate, retry."""
+"""Start instances and drive them: messages, timers, suspend, resume, terminate, retry."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ class ProcessDefinition(Base):
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"), index=True)
     source_file: Mapped[str] = mapped_column(String(255))
     # The serialized spec and the specs of every process it calls: stored once per version.
-    spec_json: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
     forms: Mapped[dict[str, Any]]
     serializer_version: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
@@ -64,7 +64,7 @@ class ProcessInstance(Base):
     subject_type: Mapped[str | None] = mapped_column(String(40))
     subject_id: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(16))
-    # Workflow-level state (data, correlations, subprocess headers); tasks live in InstanceTaskState.
+    # Workflow-level state (data, correlations, subprocesses); tasks are in InstanceTaskState.
     state: Mapped[str] = mapped_column(Text)
     serializer_version: Mapped[str] = mapped_column(String(16))
     # Random per save: lets a process reuse the workflow it saved last instead of restoring it.

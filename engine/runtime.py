@@ -18,12 +18,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.actor import Actor
 from engine.clock import frozen_at
 from engine.errors import Conflict, EngineError, NotFound
-from engine.models import HumanTask, Incident, InstanceEvent, ProcessInstance
+from engine.models import HumanTask, Incident, InstanceEvent, ProcessInstance  # noqa: F401
 from engine.operations import OperationContext
 from engine.scripting import StagecraftScriptEngine
 from engine.state import LiveWorkflow, load_state, remember, save_state
 from engine.stepping import run_automatic_tasks
-from engine.sync import sync_human_tasks, sync_waits
+from engine.sync import read_derived_rows, sync_human_tasks, sync_waits
 
 ACTIVE_STATUSES = ("running", "waiting")
 Change = Callable[[BpmnWorkflow], None]
@@ -150,8 +150,11 @@ def apply_change(
 
     A task that fails leaves the instance in `error` with an incident; the work done before
     it is kept. An EngineError raised by `change` itself propagates and nothing is saved.
+    All writes go out in one flush at the end, so the instance row is updated once.
     """
     live = live or load_state(session, instance)
+    if live.derived is None:
+        live.derived = read_derived_rows(session, instance.id)
     workflow = live.workflow
     workflow.script_engine = StagecraftScriptEngine(
         OperationContext(
@@ -159,27 +162,26 @@ def apply_change(
         )
     )
     incident = None
-    with frozen_at(now):
-        try:
-            change(workflow)
-            run_automatic_tasks(workflow)
-        except EngineError:
-            raise
-        except Exception as exc:  # any task failure becomes an incident, never a crash
-            incident = _record_failure(session, instance, exc, now)
-    new_tasks = sync_human_tasks(session, instance, workflow, now)
-    sync_waits(session, instance, workflow)
-    if incident is not None:
-        instance.status = "error"
-    elif instance.status not in ("suspended", "terminated"):
-        instance.status = _status_of(
-            workflow, bool(new_tasks) or _has_open_tasks(session, instance)
-        )
-    if instance.status == "completed" and instance.ended_at is None:
-        instance.ended_at = now
-        log_event(session, instance.id, now, "completed", None)
-    instance.updated_at = now
-    save_state(session, instance, live)
+    with session.no_autoflush:
+        with frozen_at(now):
+            try:
+                change(workflow)
+                run_automatic_tasks(workflow)
+            except EngineError:
+                raise
+            except Exception as exc:  # any task failure becomes an incident, never a crash
+                incident = _record_failure(session, instance, exc, now)
+        new_tasks = sync_human_tasks(session, instance, workflow, live.derived, now)
+        sync_waits(session, instance, workflow, live.derived)
+        if incident is not None:
+            instance.status = "error"
+        elif instance.status not in ("suspended", "terminated"):
+            instance.status = _status_of(workflow, bool(live.derived.open_tasks))
+        if instance.status == "completed" and instance.ended_at is None:
+            instance.ended_at = now
+            log_event(session, instance.id, now, "completed", None)
+        instance.updated_at = now
+        save_state(session, instance, live)
     try:
         session.flush()
     except StaleDataError as exc:
@@ -188,14 +190,3 @@ def apply_change(
         ) from exc
     remember(instance, live)
     return ChangeOutcome(instance, new_tasks, incident)
-
-
-def _has_open_tasks(session: Session, instance: ProcessInstance) -> bool:
-    return (
-        session.scalar(
-            select(HumanTask.id)
-            .where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
-            .limit(1)
-        )
-        is not None
-    )

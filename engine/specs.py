@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
@@ -37,15 +38,18 @@ def _restore(spec_json: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec
 
 
 def load_specs(
-    spec_hash: str, spec_json: str
+    spec_hash: str, read_json: Callable[[], str]
 ) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
-    """Return the restored specs of a definition version, cached by content hash."""
+    """Return the restored specs of a definition version, cached by content hash.
+
+    `read_json` is called only on a cache miss: the stored spec is large.
+    """
     with _cache_lock:
         hit = _cache.get(spec_hash)
         if hit is not None:
             _cache.move_to_end(spec_hash)
             return hit
-    restored = _restore(spec_json)
+    restored = _restore(read_json())
     with _cache_lock:
         _cache[spec_hash] = restored
         while len(_cache) > _CACHE_SIZE:

@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from engine.models import InstanceTaskState, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
+from engine.sync import DerivedRows
 
-_FINISHED = TaskState.COMPLETED | TaskState.CANCELLED
+# Definite, unfinished states: such tasks may change data without changing state.
+_LIVE = TaskState.FUTURE | TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
 
 @dataclass
@@ -35,9 +37,11 @@ class LiveWorkflow:
 
     workflow: BpmnWorkflow
     saved_at: float
-    stored_tasks: set[str] = field(default_factory=set)
+    stored_tasks: set[UUID] = field(default_factory=set)
     # Tasks whose data was edited outside a state change (ops data fixes).
-    touched: set[str] = field(default_factory=set)
+    touched: set[UUID] = field(default_factory=set)
+    # The derived rows as of the last save; None when they must be read from the database.
+    derived: DerivedRows | None = None
 
 
 class _LiveCache:
@@ -94,50 +98,60 @@ def _workflows(workflow: BpmnWorkflow) -> list[tuple[str, Any]]:
     return [("", workflow), *((str(k), sp) for k, sp in workflow.subprocesses.items())]
 
 
+def _changed_tasks(live: LiveWorkflow) -> dict[UUID, tuple[str, Any]]:
+    """Return the tasks a save must write: changed since the last save, or live and definite.
+
+    Finished tasks do not change unless their state does; predicted ones (MAYBE/LIKELY) carry
+    no data until they become definite, which is a state change. A task is also rewritten when
+    its parent is, because its data is stored as a delta against the parent's.
+    """
+    saved_at, stored, touched = live.saved_at, live.stored_tasks, live.touched
+    changed: dict[UUID, tuple[str, Any]] = {}
+    for key, wf in _workflows(live.workflow):
+        for task_id, task in wf.tasks.items():
+            if (
+                task.last_state_change >= saved_at
+                or task._state & _LIVE
+                or task_id not in stored
+                or task_id in touched
+                or (task._parent is not None and task._parent in changed)
+            ):
+                changed[task_id] = (key, task)
+    return changed
+
+
 def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) -> None:
     """Write the workflow document and every task row that changed since the last save."""
-    workflow = live.workflow
-    changed: dict[str, tuple[str, Any]] = {}
-    current: set[str] = set()
-    for key, wf in _workflows(workflow):
-        for task_id, task in wf.tasks.items():
-            tid = str(task_id)
-            current.add(tid)
-            if (
-                task.last_state_change >= live.saved_at
-                or not task.has_state(_FINISHED)
-                or tid not in live.stored_tasks
-                or tid in live.touched
-                # A task stores its data as a delta against its parent's data.
-                or (task._parent is not None and str(task._parent) in changed)
-            ):
-                changed[tid] = (key, task)
+    changed = _changed_tasks(live)
+    current: set[UUID] = set(live.workflow.tasks)
+    for sp in live.workflow.subprocesses.values():
+        current.update(sp.tasks)
     live.saved_at = time.time()
     removed = live.stored_tasks - current
     if removed:
         session.execute(
             delete(InstanceTaskState).where(
                 InstanceTaskState.instance_id == instance.id,
-                InstanceTaskState.task_id.in_(removed),
+                InstanceTaskState.task_id.in_([str(t) for t in removed]),
             )
         )
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    for tid, (key, task) in changed.items():
+    for task_id, (key, task) in changed.items():
         row = {
             "instance_id": instance.id,
-            "task_id": tid,
+            "task_id": str(task_id),
             "workflow_key": key,
             "body": json.dumps(REGISTRY.convert(task), separators=(",", ":")),
         }
-        (updates if tid in live.stored_tasks else inserts).append(row)
+        (updates if task_id in live.stored_tasks else inserts).append(row)
     if inserts:
         session.execute(insert(InstanceTaskState), inserts)
     if updates:
         session.execute(update(InstanceTaskState), updates)
     live.stored_tasks = current
     live.touched.clear()
-    instance.state = _document(workflow)
+    instance.state = _document(live.workflow)
     instance.serializer_version = SERIALIZER_VERSION
     instance.state_token = uuid.uuid4().hex
 
@@ -175,7 +189,7 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
             f"this engine reads {SERIALIZER_VERSION}: migrate it first"
         )
     definition = instance.definition
-    spec, subprocess_specs = load_specs(definition.spec_hash, definition.spec_json)
+    spec, subprocess_specs = load_specs(definition.spec_hash, lambda: definition.spec_json)
     loaded_at = time.time()
     doc = json.loads(instance.state)
     bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -191,7 +205,7 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
     _restore_fields(workflow, doc)
     _restore_subprocesses(workflow, workflow, doc["subprocesses"], bodies)
     workflow.bpmn_events = REGISTRY.restore(doc.get("bpmn_events", []))
-    stored = {tid for per_wf in bodies.values() for tid in per_wf}
+    stored = {UUID(tid) for per_wf in bodies.values() for tid in per_wf}
     return LiveWorkflow(workflow, loaded_at, stored)
 
 
@@ -216,8 +230,10 @@ def _restore_subprocesses(
 def new_live_workflow(instance: ProcessInstance) -> LiveWorkflow:
     """Create the workflow for a new instance from its definition's cached spec."""
     definition = instance.definition
-    spec, subprocess_specs = load_specs(definition.spec_hash, definition.spec_json)
-    return LiveWorkflow(BpmnWorkflow(spec, subprocess_specs), time.time(), set())
+    spec, subprocess_specs = load_specs(definition.spec_hash, lambda: definition.spec_json)
+    return LiveWorkflow(
+        BpmnWorkflow(spec, subprocess_specs), time.time(), set(), derived=DerivedRows()
+    )
 
 
 def remember(instance: ProcessInstance, live: LiveWorkflow) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
+from jinja2 import Template
 from jinja2.sandbox import SandboxedEnvironment
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.deploy_checks import FORM_PROPERTY, UI_FORM_PROPERTY
@@ -55,11 +58,16 @@ def set_lane_resolver(resolver: LaneResolver) -> None:
     _resolver[0] = resolver
 
 
+@lru_cache(maxsize=1024)
+def _template(source: str) -> Template:
+    return _JINJA.from_string(source)
+
+
 def _render(template: str | None, data: dict[str, Any]) -> str | None:
     if not template:
         return template
     try:
-        return _JINJA.from_string(template).render(**data)
+        return _template(template).render(**data)
     except Exception:  # a broken template must not stop the process; show it raw
         return template
 
@@ -76,149 +84,190 @@ def _due_at(props: dict[str, str], now: datetime) -> datetime | None:
     return None
 
 
-def _ready_manual(workflow: BpmnWorkflow) -> dict[str, Any]:
-    found = {
-        str(t.id): t
-        for t in workflow.tasks.values()
-        if t.state == TaskState.READY and t.task_spec.manual
-    }
-    for sp in workflow.subprocesses.values():
-        found.update(
-            {
-                str(t.id): t
-                for t in sp.tasks.values()
-                if t.state == TaskState.READY and t.task_spec.manual
-            }
+@dataclass
+class DerivedRows:
+    """Which derived rows exist for an instance, keyed by library task id.
+
+    Kept with a cached workflow so that a change need not read them back; read from the
+    database when the workflow was restored from its rows.
+    """
+
+    open_tasks: set[str] = field(default_factory=set)
+    timers: dict[str, datetime] = field(default_factory=dict)
+    subscriptions: set[str] = field(default_factory=set)
+
+
+def read_derived_rows(session: Session, instance_id: int) -> DerivedRows:
+    """Load which open tasks, waiting timers and subscriptions an instance has."""
+    open_tasks = session.scalars(
+        select(HumanTask.task_id).where(
+            HumanTask.instance_id == instance_id, HumanTask.status == "open"
         )
+    )
+    timers = session.execute(
+        select(InstanceTimer.task_id, InstanceTimer.fire_at).where(
+            InstanceTimer.instance_id == instance_id, InstanceTimer.status == "waiting"
+        )
+    )
+    subscriptions = session.scalars(
+        select(MessageSubscription.task_id).where(MessageSubscription.instance_id == instance_id)
+    )
+    return DerivedRows(set(open_tasks), {t: f for t, f in timers}, set(subscriptions))
+
+
+def _ready_manual(workflow: BpmnWorkflow) -> dict[str, Any]:
+    found = {}
+    for wf in [workflow, *workflow.subprocesses.values()]:
+        for task in wf.tasks.values():
+            if task._state == TaskState.READY and task.task_spec.manual:
+                found[str(task.id)] = task
     return found
 
 
 def sync_human_tasks(
-    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, now: datetime
+    session: Session,
+    instance: ProcessInstance,
+    workflow: BpmnWorkflow,
+    rows: DerivedRows,
+    now: datetime,
 ) -> list[HumanTask]:
     """Open a row per new READY manual task; close rows whose task is gone; return new rows."""
     ready = _ready_manual(workflow)
-    open_rows = session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
-    ).all()
-    for row in open_rows:
-        if row.task_id not in ready:
-            task = workflow.get_task_from_id(_uuid(row.task_id))
-            row.status = (
-                "completed"
-                if task is not None and task.state == TaskState.COMPLETED
-                else "cancelled"
-            )
-            row.completed_at = row.completed_at or now
-    known = {row.task_id for row in open_rows}
-    created = []
-    for task_id, task in ready.items():
-        if task_id in known:
-            continue
-        spec = task.task_spec
-        ext = getattr(spec, "extensions", {}) or {}
-        props = dict(ext.get("properties", {}))
-        who = _resolver[0](LaneQuery(spec.lane, instance, task.data))
-        row = HumanTask(
-            instance_id=instance.id,
-            task_id=task_id,
-            process_id=instance.process_id,
-            bpmn_id=spec.bpmn_id,
-            title=(spec.bpmn_name or spec.bpmn_id)[:255],
-            lane=spec.lane,
-            candidate_role=who.role,
-            candidate_team=who.team,
-            candidate_user=who.user,
-            assignee=who.user,
-            status="open",
-            form=props.get(FORM_PROPERTY),
-            ui_form=props.get(UI_FORM_PROPERTY),
-            instructions=_render(ext.get("instructionsForEndUser"), task.data),
-            properties=props,
-            subject_type=instance.subject_type,
-            subject_id=instance.subject_id,
-            due_at=_due_at(props, now),
-            created_at=now,
-        )
-        session.add(row)
-        created.append(row)
+    gone = rows.open_tasks - set(ready)
+    if gone:
+        done = {t for t in gone if _is_completed(workflow, t)}
+        for status, task_ids in (("completed", done), ("cancelled", gone - done)):
+            if task_ids:
+                session.execute(
+                    update(HumanTask)
+                    .where(HumanTask.task_id.in_(task_ids), HumanTask.status == "open")
+                    .values(status=status, completed_at=func.coalesce(HumanTask.completed_at, now)),
+                    execution_options={"synchronize_session": "fetch"},
+                )
+    created = [
+        _new_row(instance, task_id, task, now)
+        for task_id, task in ready.items()
+        if task_id not in rows.open_tasks
+    ]
+    session.add_all(created)
+    rows.open_tasks = set(ready)
     return created
 
 
-def _uuid(value: str) -> Any:
-    from uuid import UUID
-
-    return UUID(value)
-
-
-def _waiting(workflow: BpmnWorkflow) -> list[Any]:
-    return [t for t in workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
+def _is_completed(workflow: BpmnWorkflow, task_id: str) -> bool:
+    task = workflow.get_task_from_id(UUID(task_id))
+    return task is not None and task.state == TaskState.COMPLETED
 
 
-def sync_waits(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
-    """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
+def _new_row(instance: ProcessInstance, task_id: str, task: Any, now: datetime) -> HumanTask:
+    spec = task.task_spec
+    ext = getattr(spec, "extensions", {}) or {}
+    props = dict(ext.get("properties", {}))
+    who = _resolver[0](LaneQuery(spec.lane, instance, task.data))
+    return HumanTask(
+        instance_id=instance.id,
+        task_id=task_id,
+        process_id=instance.process_id,
+        bpmn_id=spec.bpmn_id,
+        title=(spec.bpmn_name or spec.bpmn_id)[:255],
+        lane=spec.lane,
+        candidate_role=who.role,
+        candidate_team=who.team,
+        candidate_user=who.user,
+        assignee=who.user,
+        status="open",
+        form=props.get(FORM_PROPERTY),
+        ui_form=props.get(UI_FORM_PROPERTY),
+        instructions=_render(ext.get("instructionsForEndUser"), task.data),
+        properties=props,
+        subject_type=instance.subject_type,
+        subject_id=instance.subject_id,
+        due_at=_due_at(props, now),
+        created_at=now,
+    )
+
+
+def _waits(
+    workflow: BpmnWorkflow,
+) -> tuple[dict[str, tuple[str, datetime]], dict[str, tuple[str, str]]]:
     timers: dict[str, tuple[str, datetime]] = {}
     messages: dict[str, tuple[str, str]] = {}
-    for task in _waiting(workflow):
+    for task in workflow.event_manager.tasks.values():
+        if task._state != TaskState.WAITING:
+            continue
         definition = task.task_spec.event_definition
         if isinstance(definition, TimerEventDefinition):
             value = definition.details(task).value
             if value:
-                timers[str(task.id)] = (
-                    task.task_spec.bpmn_id,
-                    TimerEventDefinition.get_datetime(value),
-                )
+                fire_at = TimerEventDefinition.get_datetime(value)
+                timers[str(task.id)] = (task.task_spec.bpmn_id, fire_at)
         elif isinstance(definition, MessageEventDefinition):
             messages[str(task.id)] = (task.task_spec.bpmn_id, definition.name)
+    return timers, messages
 
-    rows = session.scalars(
-        select(InstanceTimer).where(
-            InstanceTimer.instance_id == instance.id, InstanceTimer.status == "waiting"
-        )
-    ).all()
-    for row in rows:
-        wanted = timers.pop(row.task_id, None)
-        if wanted is None:
-            row.status = "done"
-        elif wanted[1] != row.fire_at:
-            row.fire_at = wanted[1]
-    for task_id, (bpmn_id, fire_at) in timers.items():
-        session.add(
-            InstanceTimer(
-                instance_id=instance.id,
-                task_id=task_id,
-                bpmn_id=bpmn_id,
-                fire_at=fire_at,
-                status="waiting",
-                attempts=0,
+
+def sync_waits(
+    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, rows: DerivedRows
+) -> None:
+    """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
+    timers, messages = _waits(workflow)
+    ended = set(rows.timers) - set(timers)
+    moved = {t for t in set(rows.timers) & set(timers) if timers[t][1] != rows.timers[t]}
+    if ended:
+        session.execute(
+            update(InstanceTimer)
+            .where(
+                InstanceTimer.instance_id == instance.id,
+                InstanceTimer.task_id.in_(ended),
+                InstanceTimer.status == "waiting",
             )
+            .values(status="done"),
+            execution_options={"synchronize_session": False},
         )
-    session.flush()
-    instance.next_timer_at = min(
-        (
-            r.fire_at
-            for r in session.scalars(
-                select(InstanceTimer).where(
-                    InstanceTimer.instance_id == instance.id, InstanceTimer.status == "waiting"
-                )
+    for task_id in moved:
+        session.execute(
+            update(InstanceTimer)
+            .where(
+                InstanceTimer.instance_id == instance.id,
+                InstanceTimer.task_id == task_id,
+                InstanceTimer.status == "waiting",
             )
-        ),
-        default=None,
+            .values(fire_at=timers[task_id][1]),
+            execution_options={"synchronize_session": False},
+        )
+    session.add_all(
+        InstanceTimer(
+            instance_id=instance.id,
+            task_id=task_id,
+            bpmn_id=bpmn_id,
+            fire_at=fire_at,
+            status="waiting",
+            attempts=0,
+        )
+        for task_id, (bpmn_id, fire_at) in timers.items()
+        if task_id not in rows.timers
     )
+    rows.timers = {task_id: fire_at for task_id, (_, fire_at) in timers.items()}
+    instance.next_timer_at = min(rows.timers.values(), default=None)
 
-    subs = session.scalars(
-        select(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
-    ).all()
-    for sub in subs:
-        if messages.pop(sub.task_id, None) is None:
-            session.delete(sub)
-    for task_id, (bpmn_id, name) in messages.items():
-        session.add(
-            MessageSubscription(
-                instance_id=instance.id,
-                task_id=task_id,
-                bpmn_id=bpmn_id,
-                message_name=name,
-                correlation_key=instance.business_key,
-            )
+    stale = rows.subscriptions - set(messages)
+    if stale:
+        session.execute(
+            delete(MessageSubscription).where(
+                MessageSubscription.instance_id == instance.id,
+                MessageSubscription.task_id.in_(stale),
+            ),
+            execution_options={"synchronize_session": False},
         )
+    session.add_all(
+        MessageSubscription(
+            instance_id=instance.id,
+            task_id=task_id,
+            bpmn_id=bpmn_id,
+            message_name=name,
+            correlation_key=instance.business_key,
+        )
+        for task_id, (bpmn_id, name) in messages.items()
+        if task_id not in rows.subscriptions
+    )
+    rows.subscriptions = set(messages)

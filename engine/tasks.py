@@ -10,12 +10,12 @@ from jsonschema import Draft202012Validator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from engine.actor import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import HumanTask, ProcessInstance
-from engine.runtime import ChangeOutcome, apply_change, lock_instance, log_event
+from engine.runtime import ChangeOutcome, apply_change, log_event
 
 MAX_TASK_DATA_KEYS = 200
 
@@ -41,13 +41,26 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
 
 
 def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
-    task = get_task(session, human_task_id)
-    # Lock the instance first: every task change goes through the instance row.
-    instance = lock_instance(session, task.instance_id)
-    session.refresh(task)
+    # Every task change goes through its instance's row lock; read the task after taking it.
+    instance = session.scalar(
+        select(ProcessInstance)
+        .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
+        .where(HumanTask.id == human_task_id)
+        .options(joinedload(ProcessInstance.definition))
+        .with_for_update(of=ProcessInstance)
+        .execution_options(populate_existing=True)
+    )
+    if instance is None:
+        raise NotFound(f"task {human_task_id} does not exist")
+    task = session.scalar(
+        select(HumanTask)
+        .where(HumanTask.id == human_task_id)
+        .execution_options(populate_existing=True)
+    )
+    assert task is not None  # the join above found it and its instance is locked
     if task.status != "open":
         raise Conflict(f"task '{task.title}' was already {task.status}")
-    if instance.status != "running" and instance.status != "waiting":
+    if instance.status not in ("running", "waiting"):
         raise Conflict(f"its process instance is {instance.status}")
     return task, instance
 

@@ -17,16 +17,22 @@ from tests.conftest import FIXTURES, NOW
 OPS = Actor("olga", frozenset({"ops"}))
 REP = Actor("rita", frozenset({"rep"}))
 
+# A tiny process written by hand: prepare (script) -> work (SCRIPT) -> check (user task) -> end.
 _PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  id="d" targetNamespace="t">
   <bpmn:process id="scripted" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:scriptTask id="prepare" name="Prepare"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    <bpmn:scriptTask id="prepare" name="Prepare">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
       <bpmn:script>prepared = True</bpmn:script></bpmn:scriptTask>
-    <bpmn:scriptTask id="work" name="Do the work"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+    <bpmn:scriptTask id="work" name="Do the work">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
       <bpmn:script>total = 10
 SCRIPT</bpmn:script></bpmn:scriptTask>
-    <bpmn:userTask id="check" name="Check"><bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="check" name="Check">
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+    </bpmn:userTask>
     <bpmn:endEvent id="end"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="prepare"/>
     <bpmn:sequenceFlow id="f2" sourceRef="prepare" targetRef="work"/>

@@ -210,7 +210,9 @@ def test_lead_followup_release_and_reassign_are_logged(session, started, open_ta
     reassign_task(session, ops, task.id, "rob", now=NOW, reason="Rita is on leave")
     assert task.assignee == "rob"
     events = session.scalars(
-        select(InstanceEvent).where(InstanceEvent.instance_id == instance.id).order_by(InstanceEvent.id)
+        select(InstanceEvent)
+        .where(InstanceEvent.instance_id == instance.id)
+        .order_by(InstanceEvent.id)
     ).all()
     assert [e.kind for e in events][-3:] == ["task_claimed", "task_released", "task_reassigned"]
     assert events[-1].detail == {"from": None, "to": "rob", "reason": "Rita is on leave"}
