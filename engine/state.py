@@ -20,7 +20,9 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.models import InstanceTaskState, ProcessInstance
@@ -120,6 +122,17 @@ def _changed_tasks(live: LiveWorkflow) -> dict[UUID, tuple[str, Any]]:
     return changed
 
 
+def _upsert(session: Session) -> Any:
+    """Return an INSERT … ON CONFLICT DO UPDATE of task rows: new and changed in one statement."""
+    dialect = session.get_bind().dialect.name
+    insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_into(InstanceTaskState)
+    return statement.on_conflict_do_update(
+        index_elements=["instance_id", "task_id"],
+        set_={"body": statement.excluded.body, "workflow_key": statement.excluded.workflow_key},
+    )
+
+
 def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) -> None:
     """Write the workflow document and every task row that changed since the last save."""
     changed = _changed_tasks(live)
@@ -135,20 +148,17 @@ def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) 
                 InstanceTaskState.task_id.in_([str(t) for t in removed]),
             )
         )
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    for task_id, (key, task) in changed.items():
-        row = {
+    rows = [
+        {
             "instance_id": instance.id,
             "task_id": str(task_id),
             "workflow_key": key,
             "body": json.dumps(REGISTRY.convert(task), separators=(",", ":")),
         }
-        (updates if task_id in live.stored_tasks else inserts).append(row)
-    if inserts:
-        session.execute(insert(InstanceTaskState), inserts)
-    if updates:
-        session.execute(update(InstanceTaskState), updates)
+        for task_id, (key, task) in changed.items()
+    ]
+    if rows:
+        session.execute(_upsert(session), rows)
     live.stored_tasks = current
     live.touched.clear()
     instance.state = _document(live.workflow)

@@ -41,23 +41,18 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
 
 
 def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
-    # Every task change goes through its instance's row lock; read the task after taking it.
-    instance = session.scalar(
-        select(ProcessInstance)
+    # Every task change goes through its instance's row lock; the task is read under that lock.
+    row = session.execute(
+        select(ProcessInstance, HumanTask)
         .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
         .where(HumanTask.id == human_task_id)
         .options(joinedload(ProcessInstance.definition))
         .with_for_update(of=ProcessInstance)
         .execution_options(populate_existing=True)
-    )
-    if instance is None:
+    ).first()
+    if row is None:
         raise NotFound(f"task {human_task_id} does not exist")
-    task = session.scalar(
-        select(HumanTask)
-        .where(HumanTask.id == human_task_id)
-        .execution_options(populate_existing=True)
-    )
-    assert task is not None  # the join above found it and its instance is locked
+    instance, task = row
     if task.status != "open":
         raise Conflict(f"task '{task.title}' was already {task.status}")
     if instance.status not in ("running", "waiting"):
