@@ -1,0 +1,17 @@
+"""The sales domain: directory, customers and pools, leads, opportunities, quotes, orders.
+
+Importing this package registers its tables on the shared base, its `crm.*` operations with
+the engine, and its lane resolver. Nothing here imports Flask.
+"""
+
+from crm import operations as _operations  # noqa: F401,E402  (registers crm.* operations)
+from crm.activities import models as _activities  # noqa: F401
+from crm.customers import models as _customers  # noqa: F401
+from crm.directory import models as _directory  # noqa: F401
+from crm.lanes import install as _install  # noqa: E402
+from crm.leads import models as _leads  # noqa: F401
+from crm.orders import models as _orders  # noqa: F401
+from crm.quotes import models as _quotes  # noqa: F401
+from crm.sales import models as _sales  # noqa: F401
+
+_install()

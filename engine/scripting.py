@@ -40,7 +40,9 @@ class StagecraftScriptEngine(PythonScriptEngine):
                 f"operation '{name}' cannot run without a context", task=task
             )
         try:
-            result = call_operation(name, params, self.context)
+            # A savepoint, so that an operation failing half-way leaves none of its writes.
+            with self.context.session.begin_nested():
+                result = call_operation(name, params, self.context)
         except OperationError as exc:
             raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
         return json.dumps(result, default=_json_default)

@@ -38,6 +38,17 @@ class LaneQuery:
     lane: str | None
     instance: ProcessInstance
     data: dict[str, Any]
+    session: Session
+
+
+TaskOpenedListener = Callable[[Session, ProcessInstance, HumanTask, dict[str, Any]], None]
+_listeners: list[TaskOpenedListener] = []
+
+
+def on_task_opened(listener: TaskOpenedListener) -> TaskOpenedListener:
+    """Register a function told about every new human task, with the task's data."""
+    _listeners.append(listener)
+    return listener
 
 
 LaneResolver = Callable[[LaneQuery], Candidates]
@@ -144,12 +155,15 @@ def sync_human_tasks(
                     .values(status=status, completed_at=func.coalesce(HumanTask.completed_at, now)),
                     execution_options={"synchronize_session": "fetch"},
                 )
-    created = [
-        _new_row(instance, task_id, task, now)
-        for task_id, task in ready.items()
-        if task_id not in rows.open_tasks
-    ]
-    session.add_all(created)
+    created = []
+    for task_id, task in ready.items():
+        if task_id in rows.open_tasks:
+            continue
+        row = _new_row(session, instance, task_id, task, now)
+        session.add(row)
+        created.append(row)
+        for listener in _listeners:
+            listener(session, instance, row, task.data)
     rows.open_tasks = set(ready)
     return created
 
@@ -159,11 +173,13 @@ def _is_completed(workflow: BpmnWorkflow, task_id: str) -> bool:
     return task is not None and task.state == TaskState.COMPLETED
 
 
-def _new_row(instance: ProcessInstance, task_id: str, task: Any, now: datetime) -> HumanTask:
+def _new_row(
+    session: Session, instance: ProcessInstance, task_id: str, task: Any, now: datetime
+) -> HumanTask:
     spec = task.task_spec
     ext = getattr(spec, "extensions", {}) or {}
     props = dict(ext.get("properties", {}))
-    who = _resolver[0](LaneQuery(spec.lane, instance, task.data))
+    who = _resolver[0](LaneQuery(spec.lane, instance, task.data, session))
     return HumanTask(
         instance_id=instance.id,
         task_id=task_id,

@@ -1,0 +1,56 @@
+"""Opportunities and their stage history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import Base
+
+PIPELINES = ("new_business", "renewal")
+
+
+class Opportunity(Base):
+    __tablename__ = "opportunity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    expected_close: Mapped[date | None]
+    pipeline: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str | None] = mapped_column(String(40))
+    stage_win_rate: Mapped[int] = mapped_column(default=0)
+    # A rep's own estimate; stage moves never overwrite it.
+    win_rate_override: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    stage_since: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    @property
+    def win_rate(self) -> int:
+        return self.win_rate_override if self.win_rate_override is not None else self.stage_win_rate
+
+
+class StageChange(Base):
+    """One move of an opportunity into a stage (the source of funnel and dwell-time figures)."""
+
+    __tablename__ = "stage_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(
+        ForeignKey("opportunity.id", ondelete="CASCADE"), index=True
+    )
+    from_stage: Mapped[str | None] = mapped_column(String(40))
+    to_stage: Mapped[str] = mapped_column(String(40))
+    win_rate: Mapped[int]
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str | None] = mapped_column(String(80))
