@@ -38,7 +38,9 @@ def parse_amount(value: Any, field: str = "amount") -> Decimal:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         raise fields_error(**{field: f"'{value}' is not a number"}) from None
-    if not amount.is_finite() or amount <= 0:
+    if not amount.is_finite():
+        raise fields_error(**{field: f"'{value}' is not a number"})
+    if amount <= 0:
         raise fields_error(**{field: "must be greater than zero"})
     if amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise fields_error(**{field: "has more than two decimals"})
