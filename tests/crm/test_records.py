@@ -145,9 +145,10 @@ def test_quote_bad_input_names_the_field_and_saves_nothing(
 ):
     rep = sales_org["north"]["reps"][0]
     deal = make_opportunity(rep)
-    lines = kwargs.pop("lines", LINE)
+    options = dict(kwargs)  # parameters are shared between the SQLite and PostgreSQL runs
+    lines = options.pop("lines", LINE)
     with pytest.raises(InvalidInput) as error:
-        create_quote(session, rep, deal.id, lines, now=NOW, **kwargs)
+        create_quote(session, rep, deal.id, lines, now=NOW, **options)
     assert field in error.value.fields
     assert session.scalar(select(func.count()).select_from(Quote)) == 0
 
