@@ -25,6 +25,7 @@ system-deps:
 run: install
 	$(BIN)/stagecraft db upgrade
 	$(BIN)/stagecraft processes deploy processes/ --comment "make run"
+	$(BIN)/stagecraft demo load
 	@echo ""
 	@echo "Stagecraft is starting on http://$(HOST):$(PORT)"
 	$(BIN)/stagecraft run --host $(HOST) --port $(PORT)

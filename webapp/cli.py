@@ -235,8 +235,28 @@ def complete_command(session: Any, task_id: int, data: str, username: str, as_js
         click.echo(f"  next task {task['id']}: {task['title']}")
 
 
+@click.group("demo", help="Demo data.")
+def demo_cli() -> None:
+    pass
+
+
+@demo_cli.command("load")
+@click.option("--customers", default=200, show_default=True)
+@with_appcontext
+@unit_of_work
+def demo_load_command(session: Any, customers: int) -> None:
+    from crm.demo import DEMO_PASSWORD, load_demo
+
+    result = load_demo(session, now=utcnow(), customers=customers)
+    if result.created:
+        click.echo(f"demo company loaded: {result.customers} customers, {result.leads} leads")
+    else:
+        click.echo("demo company already loaded")
+    click.echo(f"demo logins (password '{DEMO_PASSWORD}' for all): {', '.join(result.users)}")
+
+
 def register_commands(app: Flask) -> None:
-    for group in (processes_cli, instances_cli, tasks_cli):
+    for group in (processes_cli, instances_cli, tasks_cli, demo_cli):
         app.cli.add_command(group)
 
 
