@@ -23,7 +23,7 @@ from crm.leads.models import Campaign
 from crm.leads.services import create_lead
 from crm.quotes.models import PriceBook, PriceBookEntry, Product
 
-DEMO_PASSWORD = "stagecraft"
+DEMO_PASSWORD = "stagecraft"  # noqa: S105 - the published demo password
 TERRITORIES = [
     ("EAST", "East China 华东"),
     ("SOUTH", "South China 华南"),
@@ -83,7 +83,7 @@ def load_demo(
     """Create the demo company unless it exists; return who can sign in."""
     if session.scalar(select(User.id).where(User.username == "admin")) is not None:
         return DemoResult(False, [p[0] for p in PEOPLE])
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     territories = {code: Territory(code=code, name=name) for code, name in TERRITORIES}
     session.add_all(territories.values())
     session.flush()

@@ -1,4 +1,4 @@
-"""The demo company: every role can sign in, records are spread as promised, loading twice is safe."""
+"""The demo company: every role can sign in, records are spread out, loading twice is safe."""
 
 from __future__ import annotations
 
