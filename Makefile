@@ -18,6 +18,7 @@ $(STAMPS)/python: pyproject.toml | $(PY)
 	@mkdir -p $(STAMPS) && touch $@
 
 install: $(STAMPS)/python
+	@$(BIN)/pybabel -q compile -d webapp/translations
 
 system-deps:
 	@bash scripts/system-deps.sh

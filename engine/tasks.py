@@ -193,3 +193,42 @@ def list_tasks(
     if instance_id is not None:
         query = query.where(HumanTask.instance_id == instance_id)
     return list(session.scalars(query.order_by(HumanTask.id.desc()).limit(limit)))
+
+
+def _offered_to(actor: Actor) -> Any:
+    from sqlalchemy import and_, or_
+
+    offered = [HumanTask.candidate_user == actor.username]
+    if actor.roles:
+        offered.append(HumanTask.candidate_role.in_(sorted(actor.roles)))
+    if actor.teams:
+        offered.append(HumanTask.candidate_team.in_(sorted(actor.teams)))
+    return or_(
+        HumanTask.assignee == actor.username, and_(HumanTask.assignee.is_(None), or_(*offered))
+    )
+
+
+def tasks_for(session: Session, actor: Actor, *, limit: int = 50) -> list[HumanTask]:
+    """Return the open tasks the actor holds or may claim, most urgent first."""
+    return list(
+        session.scalars(
+            select(HumanTask)
+            .where(HumanTask.status == "open", _offered_to(actor))
+            .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+            .limit(limit)
+        )
+    )
+
+
+def count_tasks_for(session: Session, actor: Actor) -> int:
+    """Count the open tasks the actor holds or may claim."""
+    from sqlalchemy import func
+
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(HumanTask)
+            .where(HumanTask.status == "open", _offered_to(actor))
+        )
+        or 0
+    )

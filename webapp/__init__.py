@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
 
-import crm  # noqa: F401  (registers the CRM's tables on the shared Base)
+import crm  # noqa: F401  (registers the CRM's tables, operations and lane rules)
 from engine import models as _engine_models  # noqa: F401
-from engine.db import Base
+from webapp.extensions import ROOT, babel, csrf, db, login_manager, migrate
 
-ROOT = Path(__file__).resolve().parent.parent
-db = SQLAlchemy(model_class=Base)
-migrate = Migrate(directory=str(ROOT / "migrations"), render_as_batch=True)
+__all__ = ["ROOT", "create_app", "db"]
+LANGUAGES = ("en", "zh_CN")
 
 
 def default_database_url(instance_path: str) -> str:
@@ -33,14 +31,34 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         or default_database_url(app.instance_path),
         PROCESSES_DIR=str(ROOT / "processes"),
         FORMS_DIR=str(ROOT / "forms"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("STAGECRAFT_SECURE_COOKIES") == "1",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "webapp" / "translations"),
+        LANGUAGES=LANGUAGES,
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
     )
     app.config.update(config or {})
     db.init_app(app)
     migrate.init_app(app, db)
+    login_manager.init_app(app)
+    csrf.init_app(app)
 
+    from webapp.auth.routes import bp as auth_bp
     from webapp.cli import register_commands
+    from webapp.errors import register_error_handlers
     from webapp.home import bp as home_bp
+    from webapp.i18n import register_language_switch, select_locale
+    from webapp.unit_of_work import register_unit_of_work
 
+    babel.init_app(app, locale_selector=select_locale)
     register_commands(app)
+    register_error_handlers(app)
+    register_unit_of_work(app)
+    register_language_switch(app)
+    app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     return app

@@ -1,36 +1,30 @@
-"""The start page."""
+"""The start page: the signed-in user's open tasks."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template_string
-from sqlalchemy import func, select
+from typing import Any
 
-from engine.models import HumanTask, ProcessDefinition, ProcessInstance
-from webapp import db
+from flask import Blueprint, render_template
+from flask_babel import get_locale
+from flask_login import current_user, login_required
+
+from engine.tasks import count_tasks_for, tasks_for
+from webapp.extensions import db
 
 bp = Blueprint("home", __name__)
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Stagecraft</title></head>
-<body>
-<h1>Stagecraft</h1>
-<p>A sales CRM whose working rules are BPMN you can read and change.</p>
-<ul>
-  <li>{{ definitions }} deployed process versions</li>
-  <li>{{ instances }} process instances</li>
-  <li>{{ open_tasks }} open tasks</li>
-</ul>
-</body></html>"""
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    def open_task_count() -> int:
+        return (
+            count_tasks_for(db.session, current_user.actor) if current_user.is_authenticated else 0
+        )
+
+    return {"open_task_count": open_task_count, "get_locale": get_locale}
 
 
 @bp.get("/")
+@login_required
 def index() -> str:
-    count = lambda model, *where: db.session.scalar(  # noqa: E731
-        select(func.count()).select_from(model).where(*where)
-    )
-    return render_template_string(
-        _PAGE,
-        definitions=count(ProcessDefinition),
-        instances=count(ProcessInstance),
-        open_tasks=count(HumanTask, HumanTask.status == "open"),
-    )
+    return render_template("home.html", tasks=tasks_for(db.session, current_user.actor))

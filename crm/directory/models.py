@@ -78,3 +78,14 @@ class Notification(Base):
     link: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None]
+
+
+class LoginAttempt(Base):
+    """A failed sign-in, kept to slow down password guessing."""
+
+    __tablename__ = "login_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), index=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
