@@ -1,0 +1,93 @@
+"""Human tasks as CRM users see them: a rep works their own, a manager also their team's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.directory.models import User
+from crm.directory.services import actor_for, managed_user_ids, visible_owner_ids
+from crm.errors import Forbidden, NotFound
+from crm.lanes import owner_of_subject
+from engine.actor import Actor
+from engine.models import HumanTask
+from engine.runtime import ChangeOutcome
+from engine.tasks import claim_task, complete_task, may_work_on, reassign_task, unclaim_task
+
+
+def _holder(session: Session, task: HumanTask) -> User | None:
+    username = task.assignee or task.candidate_user
+    if username is None:
+        return None
+    return session.scalar(select(User).where(User.username == username))
+
+
+def _manages_holder(session: Session, user: User, task: HumanTask) -> bool:
+    holder = _holder(session, task)
+    scope = visible_owner_ids(session, user)
+    return (
+        holder is not None
+        and user.roles & {"manager", "supervisor", "director"}
+        and (scope is None or holder.id in scope)
+    )
+
+
+def get_task_as(session: Session, user: User, task_id: int) -> HumanTask:
+    """Return a task the user may see: theirs, offered to them, their team's, or about their records."""
+    task = session.get(HumanTask, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    if may_work_on(actor_for(user), task) or _manages_holder(session, user, task):
+        return task
+    owner = owner_of_subject(session, task.subject_type, task.subject_id)
+    scope = visible_owner_ids(session, user)
+    if owner is not None and (scope is None or owner.id in scope):
+        return task
+    raise NotFound(f"task {task_id} does not exist")
+
+
+def _acting_actor(session: Session, user: User, task: HumanTask) -> Actor:
+    """Return the actor to act as: the user, or (for their manager) the task's holder's stand-in."""
+    actor = actor_for(user)
+    if may_work_on(actor, task):
+        return actor
+    if _manages_holder(session, user, task):
+        # A manager completing a team member's task acts with the right to do so, as themself.
+        return Actor(user.username, actor.roles | {"ops"}, actor.teams)
+    raise Forbidden(f"task '{task.title}' is not yours")
+
+
+def complete_task_as(
+    session: Session, user: User, task_id: int, data: dict[str, Any], *, now: datetime
+) -> ChangeOutcome:
+    """Complete a task as a CRM user (reps their own; managers also their team's)."""
+    task = get_task_as(session, user, task_id)
+    return complete_task(session, _acting_actor(session, user, task), task_id, data, now=now)
+
+
+def claim_task_as(session: Session, user: User, task_id: int, *, now: datetime) -> HumanTask:
+    get_task_as(session, user, task_id)
+    return claim_task(session, actor_for(user), task_id, now=now)
+
+
+def release_task_as(session: Session, user: User, task_id: int, *, now: datetime) -> HumanTask:
+    task = get_task_as(session, user, task_id)
+    return unclaim_task(session, _acting_actor(session, user, task), task_id, now=now)
+
+
+def reassign_task_as(
+    session: Session, user: User, task_id: int, to: User, *, now: datetime, reason: str = ""
+) -> HumanTask:
+    """Give a task to someone else: a manager within their team, ops and admins anywhere."""
+    task = get_task_as(session, user, task_id)
+    actor = actor_for(user)
+    if not actor.can_repair:
+        if not _manages_holder(session, user, task) and task.assignee is not None:
+            raise Forbidden(f"task '{task.title}' is not in your team")
+        if to.id not in managed_user_ids(session, user):
+            raise Forbidden(f"{to.username} is not in your team")
+        actor = Actor(user.username, actor.roles | {"ops"}, actor.teams)
+    return reassign_task(session, actor, task_id, to.username, now=now, reason=reason)

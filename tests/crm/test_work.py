@@ -1,0 +1,73 @@
+"""Tasks through CRM eyes: a rep works their own, a manager their team's, nobody else's."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.directory.services import actor_for
+from crm.errors import Forbidden, NotFound
+from crm.leads.models import Lead
+from crm.work import complete_task_as, get_task_as, reassign_task_as
+from engine.instances import start_instance
+from tests.conftest import NOW
+
+
+@pytest.fixture
+def rep_task(session, deploy, sales_org):
+    """A 'Call the lead' task for north_rep1's lead (the Rep lane resolves to the lead owner)."""
+    deploy("lead_followup.bpmn")
+    rep = sales_org["north"]["reps"][0]
+    lead = Lead(name="Acme", owner_id=rep.id, status="working", created_at=NOW)
+    session.add(lead)
+    session.flush()
+    outcome = start_instance(
+        session,
+        actor_for(rep),
+        "lead_followup",
+        now=NOW,
+        data={"lead_name": "Acme", "budget": 1},
+        subject=("lead", lead.id),
+    )
+    [task] = outcome.new_tasks
+    return task
+
+
+def test_work_rep_lane_goes_to_the_record_owner(rep_task, sales_org):
+    assert rep_task.assignee == sales_org["north"]["reps"][0].username
+
+
+def test_work_other_rep_can_neither_see_nor_complete(session, rep_task, sales_org):
+    other = sales_org["north"]["reps"][1]
+    with pytest.raises(NotFound):
+        get_task_as(session, other, rep_task.id)
+    with pytest.raises(NotFound):
+        complete_task_as(session, other, rep_task.id, {"outcome": "interested"}, now=NOW)
+    assert rep_task.status == "open"
+
+
+def test_work_manager_of_the_team_may_complete_and_reassign(session, rep_task, sales_org):
+    north = sales_org["north"]
+    reassign_task_as(
+        session, north["manager"], rep_task.id, north["reps"][1], now=NOW, reason="leave"
+    )
+    assert rep_task.assignee == north["reps"][1].username
+    with pytest.raises(Forbidden):
+        reassign_task_as(
+            session, north["manager"], rep_task.id, sales_org["south"]["reps"][0], now=NOW
+        )
+    outcome = complete_task_as(
+        session, north["manager"], rep_task.id, {"outcome": "not_interested"}, now=NOW
+    )
+    assert outcome.instance.status == "completed"
+    assert rep_task.completed_by == "north_manager"
+
+
+def test_work_manager_of_another_team_is_refused(session, rep_task, sales_org):
+    with pytest.raises(NotFound):
+        complete_task_as(
+            session, sales_org["south"]["manager"], rep_task.id, {"outcome": "x"}, now=NOW
+        )
+
+
+def test_work_director_sees_everything(session, rep_task, sales_org):
+    assert get_task_as(session, sales_org["director"], rep_task.id).id == rep_task.id
