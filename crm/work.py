@@ -36,7 +36,7 @@ def _manages_holder(session: Session, user: User, task: HumanTask) -> bool:
 
 
 def get_task_as(session: Session, user: User, task_id: int) -> HumanTask:
-    """Return a task the user may see: theirs, offered to them, their team's, or about their records."""
+    """Return a task the user may see: theirs, offered to them, their team's, or on their records."""
     task = session.get(HumanTask, task_id)
     if task is None:
         raise NotFound(f"task {task_id} does not exist")
