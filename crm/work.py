@@ -26,17 +26,15 @@ def _holder(session: Session, task: HumanTask) -> User | None:
 
 
 def _manages_holder(session: Session, user: User, task: HumanTask) -> bool:
+    if not user.roles & {"manager", "supervisor", "director"}:
+        return False
     holder = _holder(session, task)
     scope = visible_owner_ids(session, user)
-    return (
-        holder is not None
-        and user.roles & {"manager", "supervisor", "director"}
-        and (scope is None or holder.id in scope)
-    )
+    return holder is not None and (scope is None or holder.id in scope)
 
 
 def get_task_as(session: Session, user: User, task_id: int) -> HumanTask:
-    """Return a task the user may see: theirs, offered to them, their team's, or on their records."""
+    """Return a task the user may see: theirs, offered, their team's, or on their records."""
     task = session.get(HumanTask, task_id)
     if task is None:
         raise NotFound(f"task {task_id} does not exist")
