@@ -29,7 +29,7 @@ run: install
 	$(BIN)/stagecraft demo load
 	@echo ""
 	@echo "Stagecraft is starting on http://$(HOST):$(PORT)"
-	$(BIN)/stagecraft run --host $(HOST) --port $(PORT)
+	$(BIN)/stagecraft serve --host $(HOST) --port $(PORT)
 
 test: install system-deps
 	STAGECRAFT_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -p no:cacheprovider

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 import crm  # noqa: F401  (registers the CRM's tables, operations and lane rules)
+import rules  # noqa: F401  (registers the rule-run table)
 from engine import models as _engine_models  # noqa: F401
 from webapp.extensions import ROOT, babel, csrf, db, login_manager, migrate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -255,9 +256,70 @@ def demo_load_command(session: Any, customers: int) -> None:
     click.echo(f"demo logins (password '{DEMO_PASSWORD}' for all): {', '.join(result.users)}")
 
 
+@click.group("rules", help="Run scheduled rules by hand.")
+def rules_cli() -> None:
+    pass
+
+
+@rules_cli.command("run-once")
+@click.argument("name")
+@click.option("--now", "now_text", default=None, help="Run as if it were this ISO time (UTC).")
+@with_appcontext
+def run_once_command(name: str, now_text: str | None) -> None:
+    from rules.runner import RULES, run_rule
+
+    if name not in RULES:
+        raise click.BadParameter(
+            f"unknown rule; known: {', '.join(sorted(RULES))}", param_hint="NAME"
+        )
+    now = utcnow()
+    if now_text:
+        parsed = datetime.fromisoformat(now_text)
+        now = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    run = run_rule(_sessionmaker(), name, now)
+    click.echo(
+        f"{name} at {now.isoformat()}: {run.rows} rows"
+        + (f", error: {run.error}" if run.error else "")
+    )
+    if run.error:
+        sys.exit(1)
+
+
+@click.command("scheduler", help="Run the rule scheduler (one per installation).")
+@with_appcontext
+def scheduler_command() -> None:
+    from rules.scheduler import build_scheduler
+
+    click.echo("scheduler running; Ctrl+C stops it")
+    build_scheduler(_sessionmaker(), blocking=True).start()
+
+
+@click.command("serve", help="Serve the web app, with the scheduler in the same process.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True)
+@with_appcontext
+def serve_command(host: str, port: int, scheduler: bool) -> None:
+    if scheduler:
+        from rules.scheduler import build_scheduler
+
+        build_scheduler(_sessionmaker(), blocking=False).start()
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def _sessionmaker() -> Any:
+    from sqlalchemy.orm import sessionmaker
+
+    from webapp import db
+
+    return sessionmaker(bind=db.engine, expire_on_commit=False)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (processes_cli, instances_cli, tasks_cli, demo_cli):
+    for group in (processes_cli, instances_cli, tasks_cli, demo_cli, rules_cli):
         app.cli.add_command(group)
+    app.cli.add_command(scheduler_command)
+    app.cli.add_command(serve_command)
 
 
 def _create_app() -> Flask:

@@ -102,3 +102,28 @@ def test_cli_deploy_twice_reports_unchanged(cli):
     again = cli("processes", "deploy", str(PROCESSES))
     assert again.exit_code == 0
     assert "unchanged" in again.output
+
+
+def test_cli_rules_run_once_fires_due_timers_at_the_given_time(cli):
+    cli("processes", "deploy", str(PROCESSES))
+    started = json.loads(
+        cli(
+            "instances",
+            "start",
+            "lead_followup",
+            "--data",
+            '{"lead_name": "Acme", "budget": 1}',
+            "--json",
+        ).output
+    )
+    task_id = started["open_tasks"][0]["id"]
+    cli("tasks", "complete", str(task_id), "--data", '{"outcome": "no_answer"}', "--as", "rita")
+    early = cli("rules", "run-once", "fire_timers", "--now", "2000-01-01T00:00:00")
+    assert early.exit_code == 0
+    assert "0 rows" in early.output
+    later = cli("rules", "run-once", "fire_timers", "--now", "2100-01-01T00:00:00+00:00")
+    assert "1 rows" in later.output
+    shown = cli("instances", "show", str(started["id"]))
+    assert "timer_fired" in shown.output
+    unknown = cli("rules", "run-once", "no_such_rule")
+    assert unknown.exit_code != 0
