@@ -342,3 +342,23 @@ def latest_definition(session: Session, process_id: str) -> ProcessDefinition | 
 def definition_count(session: Session) -> int:
     """Return how many process versions are deployed."""
     return session.scalar(select(func.count()).select_from(ProcessDefinition)) or 0
+
+
+def latest_definitions(session: Session) -> list[ProcessDefinition]:
+    """Return the newest version of every deployed process, by process id."""
+    newest = (
+        select(ProcessDefinition.process_id, func.max(ProcessDefinition.version).label("version"))
+        .group_by(ProcessDefinition.process_id)
+        .subquery()
+    )
+    return list(
+        session.scalars(
+            select(ProcessDefinition)
+            .join(
+                newest,
+                (ProcessDefinition.process_id == newest.c.process_id)
+                & (ProcessDefinition.version == newest.c.version),
+            )
+            .order_by(ProcessDefinition.process_id)
+        )
+    )

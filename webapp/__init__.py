@@ -48,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
+    from webapp.api import bp as api_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.cli import register_commands
     from webapp.errors import register_error_handlers
@@ -61,5 +62,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_unit_of_work(app)
     register_language_switch(app)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(home_bp)
     return app

@@ -315,8 +315,26 @@ def _sessionmaker() -> Any:
     return sessionmaker(bind=db.engine, expire_on_commit=False)
 
 
+@click.group("tokens", help="Personal API tokens.")
+def tokens_cli() -> None:
+    pass
+
+
+@tokens_cli.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@with_appcontext
+@unit_of_work
+def token_create_command(session: Any, username: str, name: str) -> None:
+    from crm.directory.services import user_by_username
+    from crm.directory.tokens import create_token
+
+    _, text = create_token(session, user_by_username(session, username), name, now=utcnow())
+    click.echo(text)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (processes_cli, instances_cli, tasks_cli, demo_cli, rules_cli):
+    for group in (processes_cli, instances_cli, tasks_cli, demo_cli, rules_cli, tokens_cli):
         app.cli.add_command(group)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(serve_command)
