@@ -81,11 +81,13 @@ def start_postgres() -> TempPostgres | None:
         capture_output=True,
     )
     port = _free_port()
-    options = " ".join([
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-        # A throwaway server: durability buys nothing here and slows every commit.
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-    ])
+    options = " ".join(
+        [
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            # A throwaway server: durability buys nothing here and slows every commit.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        ]
+    )
     subprocess.run(
         [
             *as_postgres,
