@@ -31,7 +31,8 @@ def _errors(problems):
 def test_deploy_processes_folder_creates_version_one_of_each(session, deploy):
     result = deploy()
     ids = {p.process_id: p.version for p in result.processes}
-    assert ids == {"lead_followup": 1, "quote_review": 1, "quote_notify": 1}
+    assert {"lead_followup", "quote_review", "quote_notify"} <= set(ids)
+    assert set(ids.values()) == {1}
     assert result.created
 
 
@@ -41,7 +42,9 @@ def test_deploy_identical_content_is_a_no_op(session, deploy):
     assert not again.created
     assert again.deployment_id == first.deployment_id
     assert session.scalar(select(func.count()).select_from(Deployment)) == 1
-    assert session.scalar(select(func.count()).select_from(ProcessDefinition)) == 3
+    assert session.scalar(select(func.count()).select_from(ProcessDefinition)) == len(
+        first.processes
+    )
 
 
 def test_deploy_changed_file_versions_only_the_changed_process(session, deploy, tmp_path):
