@@ -17,11 +17,13 @@ from werkzeug.security import generate_password_hash
 from crm.activities.models import Article
 from crm.customers.models import BUYING_ROLES, TIERS, Pool
 from crm.customers.services import add_contact, create_customer, create_pool
+from crm.demo_pipeline import work_demo_deals
 from crm.directory.models import Team, Territory, User
-from crm.directory.services import create_user
-from crm.leads.models import Campaign
+from crm.directory.services import create_user, manager_of
+from crm.leads.models import Campaign, Lead
 from crm.leads.services import create_lead
 from crm.quotes.models import PriceBook, PriceBookEntry, Product
+from engine.deploy import latest_definition
 
 DEMO_PASSWORD = "stagecraft"  # noqa: S105 - the published demo password
 TERRITORIES = [
@@ -75,6 +77,7 @@ class DemoResult:
     users: list[str] = field(default_factory=list)
     customers: int = 0
     leads: int = 0
+    deals: int = 0
 
 
 def load_demo(
@@ -127,6 +130,18 @@ def load_demo(
     reps = [u for u in users.values() if "rep" in u.roles]
     made = _customers(session, rng, now, customers, reps, pools, territories)
     leads = _leads(session, rng, now, users["mark"], lead_pool)
+    deals = 0
+    if latest_definition(session, "lead_to_cash") is not None:
+        managers = {u.id: users["gm"] for u in reps}
+        for rep in reps:
+            boss = manager_of(session, rep)
+            managers[rep.id] = boss or users["gm"]
+        pool_leads = list(
+            session.scalars(
+                select(Lead).where(Lead.pool_id == lead_pool.id).order_by(Lead.id).limit(21)
+            )
+        )
+        deals = work_demo_deals(session, rng, now, reps, managers, pool_leads)
     session.add(
         Article(
             title="Handling the price objection",
@@ -138,7 +153,7 @@ def load_demo(
         )
     )
     session.flush()
-    return DemoResult(True, [p[0] for p in PEOPLE], made, leads)
+    return DemoResult(True, [p[0] for p in PEOPLE], made, leads, deals)
 
 
 def _catalogue(session: Session) -> None:

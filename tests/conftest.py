@@ -100,7 +100,7 @@ def deploy(session: Session, admin: Actor) -> Callable[..., DeployResult]:
     """Deploy files or folders (names relative to processes/ or the fixture corpus)."""
 
     def run(*names: str, forms: Path = FORMS, now: datetime = NOW) -> DeployResult:
-        paths = [p if Path(p).is_absolute() else _find(p) for p in names] or [PROCESSES]
+        paths = [Path(p) if Path(p).is_absolute() else _find(p) for p in names] or [PROCESSES]
         return deploy_files(
             session,
             admin.username,

@@ -250,7 +250,10 @@ def demo_load_command(session: Any, customers: int) -> None:
 
     result = load_demo(session, now=utcnow(), customers=customers)
     if result.created:
-        click.echo(f"demo company loaded: {result.customers} customers, {result.leads} leads")
+        click.echo(
+            f"demo company loaded: {result.customers} customers, {result.leads} leads, "
+            f"{result.deals} deals worked through the processes"
+        )
     else:
         click.echo("demo company already loaded")
     click.echo(f"demo logins (password '{DEMO_PASSWORD}' for all): {', '.join(result.users)}")

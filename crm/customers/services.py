@@ -63,6 +63,7 @@ def create_customer(
     email: str | None = None,
     source: str | None = None,
     confirm_duplicate: bool = False,
+    reason: str = "create",
 ) -> Customer:
     """Add a customer owned by `owner` (or in a pool). Near-duplicate names need confirming."""
     problems = {}
@@ -97,7 +98,7 @@ def create_customer(
     session.add(customer)
     session.flush()
     if owner is not None:
-        record_owner_change(session, customer, None, owner.id, "create", by=by.username, now=now)
+        record_owner_change(session, customer, None, owner.id, reason, by=by.username, now=now)
     return customer
 
 

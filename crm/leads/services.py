@@ -115,7 +115,13 @@ def convert_lead(
         customer = existing[0]
     else:
         customer = create_customer(
-            session, owner, customer_name, now=now, owner=owner, source=lead.source
+            session,
+            owner,
+            customer_name,
+            now=now,
+            owner=owner,
+            source=lead.source,
+            reason="convert",
         )
     contact = add_contact(
         session,

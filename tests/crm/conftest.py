@@ -103,3 +103,9 @@ def sales_org(session, make_team, make_user) -> dict[str, Any]:
     org["finance"] = make_user("finance", username="fiona")
     session.flush()
     return org
+
+
+@pytest.fixture
+def deploy_all(deploy):
+    """Deploy every process in processes/ (with the real crm.* operations)."""
+    return deploy()

@@ -32,3 +32,38 @@ def test_demo_load_creates_company_once(session):
         session.scalar(select(func.count()).select_from(Lead).where(Lead.pool_id.is_not(None)))
         == 30
     )
+
+
+def test_demo_load_puts_deals_in_every_stage_with_approvals_and_payments_waiting(session, deploy):
+    from crm.orders.models import Installment
+    from crm.quotes.models import Quote
+    from crm.sales.models import Opportunity
+    from engine.models import HumanTask
+
+    deploy()
+    result = load_demo(session, now=NOW, customers=20)
+    assert result.deals >= 15
+    stages = set(session.scalars(select(Opportunity.stage).where(Opportunity.status == "open")))
+    assert {"qualification", "needs_analysis", "proposal", "negotiation", "closing"} <= stages
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Opportunity).where(Opportunity.status == "won")
+        )
+        >= 1
+    )
+    assert (
+        session.scalar(select(func.count()).select_from(Quote).where(Quote.status == "pending"))
+        >= 1
+    )
+    waiting_approvals = session.scalar(
+        select(func.count())
+        .select_from(HumanTask)
+        .where(HumanTask.status == "open", HumanTask.process_id == "quote_approval")
+    )
+    assert waiting_approvals >= 1
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Installment).where(Installment.status == "open")
+        )
+        >= 3
+    )
