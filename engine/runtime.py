@@ -129,6 +129,21 @@ def _record_failure(
     return incident
 
 
+def _drain_unhandled_events(
+    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, now: datetime
+) -> None:
+    # Events thrown that nothing in the instance caught would otherwise pile up in its state.
+    for event in workflow.get_events():
+        log_event(
+            session,
+            instance.id,
+            now,
+            "event_unhandled",
+            None,
+            detail={"event": getattr(event.event_definition, "name", "?")},
+        )
+
+
 def _status_of(workflow: BpmnWorkflow, has_human_tasks: bool) -> str:
     # Not `is_completed()`: its task iterator stops at depth 1000 and then reports a long
     # instance as finished. `completed` is set when the End task runs.
@@ -167,6 +182,7 @@ def apply_change(
             try:
                 change(workflow)
                 run_automatic_tasks(workflow)
+                _drain_unhandled_events(session, instance, workflow, now)
             except EngineError:
                 raise
             except Exception as exc:  # any task failure becomes an incident, never a crash

@@ -13,6 +13,7 @@ from jinja2 import Template
 from jinja2.sandbox import SandboxedEnvironment
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, func, select, update
@@ -120,10 +121,14 @@ def read_derived_rows(session: Session, instance_id: int) -> DerivedRows:
             InstanceTimer.instance_id == instance_id, InstanceTimer.status == "waiting"
         )
     )
-    subscriptions = session.scalars(
-        select(MessageSubscription.task_id).where(MessageSubscription.instance_id == instance_id)
+    subscriptions = session.execute(
+        select(MessageSubscription.task_id, MessageSubscription.message_name).where(
+            MessageSubscription.instance_id == instance_id
+        )
     )
-    return DerivedRows(set(open_tasks), {t: f for t, f in timers}, set(subscriptions))
+    return DerivedRows(
+        set(open_tasks), {t: f for t, f in timers}, {f"{t}|{name}" for t, name in subscriptions}
+    )
 
 
 def _ready_manual(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -212,13 +217,21 @@ def _waits(
         if task._state != TaskState.WAITING:
             continue
         definition = task.task_spec.event_definition
-        if isinstance(definition, TimerEventDefinition):
-            value = definition.details(task).value
-            if value:
-                fire_at = TimerEventDefinition.get_datetime(value)
-                timers[str(task.id)] = (task.task_spec.bpmn_id, fire_at)
-        elif isinstance(definition, MessageEventDefinition):
-            messages[str(task.id)] = (task.task_spec.bpmn_id, definition.name)
+        # An event-based gateway waits on several events at once, as one task.
+        parts = (
+            definition.event_definitions
+            if isinstance(definition, MultipleEventDefinition)
+            else [definition]
+        )
+        for part in parts:
+            if isinstance(part, TimerEventDefinition):
+                value = part.details(task).value
+                if value:
+                    fire_at = TimerEventDefinition.get_datetime(value)
+                    timers[str(task.id)] = (task.task_spec.bpmn_id, fire_at)
+            elif isinstance(part, MessageEventDefinition):
+                key = f"{task.id}|{part.name}"
+                messages[key] = (task.task_spec.bpmn_id, part.name)
     return timers, messages
 
 
@@ -266,24 +279,25 @@ def sync_waits(
     rows.timers = {task_id: fire_at for task_id, (_, fire_at) in timers.items()}
     instance.next_timer_at = min(rows.timers.values(), default=None)
 
-    stale = rows.subscriptions - set(messages)
-    if stale:
+    for key in rows.subscriptions - set(messages):
+        task_id, name = key.split("|", 1)
         session.execute(
             delete(MessageSubscription).where(
                 MessageSubscription.instance_id == instance.id,
-                MessageSubscription.task_id.in_(stale),
+                MessageSubscription.task_id == task_id,
+                MessageSubscription.message_name == name,
             ),
             execution_options={"synchronize_session": False},
         )
     session.add_all(
         MessageSubscription(
             instance_id=instance.id,
-            task_id=task_id,
+            task_id=key.split("|", 1)[0],
             bpmn_id=bpmn_id,
             message_name=name,
             correlation_key=instance.business_key,
         )
-        for task_id, (bpmn_id, name) in messages.items()
-        if task_id not in rows.subscriptions
+        for key, (bpmn_id, name) in messages.items()
+        if key not in rows.subscriptions
     )
     rows.subscriptions = set(messages)
