@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from crm.customers.models import Customer
@@ -16,6 +16,7 @@ from crm.orders.models import SalesOrder
 from crm.quotes.models import Quote
 from crm.sales.models import Opportunity
 from engine.models import HumanTask
+from engine.runtime import log_event
 
 
 def execute_handover(
@@ -48,18 +49,30 @@ def execute_handover(
             .execution_options(synchronize_session="fetch")
         )
         counts[name] = result.rowcount  # type: ignore[attr-defined]
-    tasks = session.execute(
-        update(HumanTask)
-        .where(HumanTask.status == "open", HumanTask.assignee == leaving.username)
-        .values(assignee=receiver.username)
-        .execution_options(synchronize_session="fetch")
-    )
-    session.execute(
-        update(HumanTask)
-        .where(HumanTask.status == "open", HumanTask.candidate_user == leaving.username)
-        .values(candidate_user=receiver.username)
-        .execution_options(synchronize_session="fetch")
-    )
-    counts["tasks"] = tasks.rowcount  # type: ignore[attr-defined]
+    tasks = session.scalars(
+        select(HumanTask).where(
+            HumanTask.status == "open",
+            or_(
+                HumanTask.assignee == leaving.username, HumanTask.candidate_user == leaving.username
+            ),
+        )
+    ).all()
+    for task in tasks:
+        previous = task.assignee or task.candidate_user
+        if task.assignee == leaving.username:
+            task.assignee = receiver.username
+        if task.candidate_user == leaving.username:
+            task.candidate_user = receiver.username
+        log_event(
+            session,
+            task.instance_id,
+            now,
+            "task_reassigned",
+            by,
+            bpmn_id=task.bpmn_id,
+            task_id=task.task_id,
+            detail={"from": previous, "to": receiver.username, "reason": reason},
+        )
+    counts["tasks"] = len(tasks)
     leaving.active = False
     return counts

@@ -71,3 +71,36 @@ def test_work_manager_of_another_team_is_refused(session, rep_task, sales_org):
 
 def test_work_director_sees_everything(session, rep_task, sales_org):
     assert get_task_as(session, sales_org["director"], rep_task.id).id == rep_task.id
+
+
+def test_work_handover_moves_book_and_tasks_with_reason(
+    session, rep_task, sales_org, make_customer
+):
+    from sqlalchemy import select
+
+    from crm.customers.models import OwnerChange
+    from crm.handover import execute_handover
+    from engine.models import InstanceEvent
+
+    leaving, receiver = sales_org["north"]["reps"]
+    customer = make_customer(leaving)
+    counts = execute_handover(session, leaving, receiver, "resigned", now=NOW, by="north_manager")
+    assert counts["customers"] == 1
+    assert counts["tasks"] == 1
+    assert rep_task.assignee == receiver.username
+    assert customer.owner_id == receiver.id
+    change = session.scalars(
+        select(OwnerChange)
+        .where(OwnerChange.customer_id == customer.id)
+        .order_by(OwnerChange.id.desc())
+    ).first()
+    assert (change.reason, change.note, change.changed_by) == (
+        "handover",
+        "resigned",
+        "north_manager",
+    )
+    event = session.scalars(
+        select(InstanceEvent).where(InstanceEvent.kind == "task_reassigned")
+    ).one()
+    assert event.detail == {"from": leaving.username, "to": receiver.username, "reason": "resigned"}
+    assert leaving.active is False
