@@ -17,7 +17,7 @@ FORBIDDEN = (
     "flask_migrate",
     "webapp",
 )
-BELOW = {"engine": ("crm", "rules", "webapp"), "crm": ("webapp",), "rules": ("webapp",)}
+BELOW = {"engine": ("crm", "rules", "webapp"), "crm": ("rules", "webapp"), "rules": ("webapp",)}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
