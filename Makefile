@@ -17,8 +17,13 @@ $(STAMPS)/python: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@mkdir -p $(STAMPS) && touch $@
 
-install: $(STAMPS)/python
+install: $(STAMPS)/python $(STAMPS)/npm
 	@$(BIN)/pybabel -q compile -d webapp/translations
+
+# Front-end packages (htmx, bpmn-js, Chart.js) come from the npm registry, never committed.
+$(STAMPS)/npm: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -43,4 +48,4 @@ bench: install system-deps
 	$(PY) benchmarks/engine.py
 
 clean:
-	rm -rf $(VENV) $(STAMPS) instance
+	rm -rf $(VENV) $(STAMPS) instance node_modules

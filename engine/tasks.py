@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
@@ -18,6 +19,17 @@ from engine.models import HumanTask, ProcessInstance
 from engine.runtime import ChangeOutcome, apply_change, log_event
 
 MAX_TASK_DATA_KEYS = 200
+
+
+def _multiple_of(validator: Any, step: Any, instance: Any, schema: Any) -> Any:
+    # Decimal arithmetic: with floats, 19.99 is "not a multiple of 0.01".
+    if not validator.is_type(instance, "number"):
+        return
+    if Decimal(str(instance)) % Decimal(str(step)) != 0:
+        yield ValidationError(f"{instance} is not a multiple of {step}")
+
+
+_FormValidator = validators.extend(Draft202012Validator, {"multipleOf": _multiple_of})
 
 
 def get_task(session: Session, human_task_id: int) -> HumanTask:
@@ -69,7 +81,7 @@ def validate_form_data(schema: dict[str, Any] | None, data: dict[str, Any]) -> N
     if schema is None:
         return
     fields: dict[str, list[str]] = {}
-    for error in Draft202012Validator(schema).iter_errors(data):
+    for error in _FormValidator(schema).iter_errors(data):
         path = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "required" and not path:
             missing = error.message.split("'")[1] if "'" in error.message else ""

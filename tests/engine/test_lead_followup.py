@@ -216,3 +216,13 @@ def test_lead_followup_release_and_reassign_are_logged(session, started, open_ta
     ).all()
     assert [e.kind for e in events][-3:] == ["task_claimed", "task_released", "task_reassigned"]
     assert events[-1].detail == {"from": None, "to": "rob", "reason": "Rita is on leave"}
+
+
+def test_form_money_amounts_are_checked_in_decimal():
+    from engine.tasks import validate_form_data
+
+    schema = {"type": "object", "properties": {"amount": {"type": "number", "multipleOf": 0.01}}}
+    validate_form_data(schema, {"amount": 19.99})  # a float division would call this invalid
+    with pytest.raises(InvalidInput) as error:
+        validate_form_data(schema, {"amount": 19.999})
+    assert error.value.fields == {"amount": ["19.999 is not a multiple of 0.01"]}
