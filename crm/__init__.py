@@ -11,6 +11,7 @@ from crm.directory import models as _directory  # noqa: F401
 from crm.lanes import install as _install  # noqa: E402
 from crm.leads import models as _leads  # noqa: F401
 from crm.orders import models as _orders  # noqa: F401
+from crm.pool import models as _pool  # noqa: F401
 from crm.quotes import models as _quotes  # noqa: F401
 from crm.sales import models as _sales  # noqa: F401
 

@@ -8,13 +8,34 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.db import utcnow
+from rules.mail import send_reminder_mail
 from rules.models import RuleRun
+from rules.pool import allocate_pools, recycle_pools
+from rules.reminders import remind_approvals, remind_followups, remind_payments, remind_tasks
 from rules.timers import fire_due_timers
 
 Rule = Callable[[Session, datetime], int]
-RULES: dict[str, Rule] = {"fire_timers": fire_due_timers}
+RULES: dict[str, Rule] = {
+    "fire_timers": fire_due_timers,
+    "task_reminders": remind_tasks,
+    "approval_reminders": remind_approvals,
+    "payment_reminders": remind_payments,
+    "followup_reminders": remind_followups,
+    "recycle_pools": recycle_pools,
+    "allocate_pools": allocate_pools,
+    "send_reminder_mail": send_reminder_mail,
+}
 # How often the scheduler runs each rule, in seconds.
-INTERVALS: dict[str, int] = {"fire_timers": 5}
+INTERVALS: dict[str, int] = {
+    "fire_timers": 5,
+    "task_reminders": 300,
+    "approval_reminders": 900,
+    "payment_reminders": 3600,
+    "followup_reminders": 3600,
+    "recycle_pools": 3600,
+    "allocate_pools": 3600,
+    "send_reminder_mail": 60,
+}
 
 
 def run_rule(make_session: sessionmaker[Session], name: str, now: datetime) -> RuleRun:

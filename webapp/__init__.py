@@ -51,9 +51,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.api import bp as api_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.cli import register_commands
+    from webapp.crm_pages import register_crm_pages
     from webapp.errors import register_error_handlers
     from webapp.home import bp as home_bp
     from webapp.i18n import register_language_switch, select_locale
+    from webapp.inbox.routes import bp as inbox_bp
+    from webapp.inbox.tasks import bp as tasks_bp
+    from webapp.inbox.vendor import bp as vendor_bp
     from webapp.unit_of_work import register_unit_of_work
 
     babel.init_app(app, locale_selector=select_locale)
@@ -64,4 +68,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(__import__("webapp.pool_pages", fromlist=["bp"]).bp)
+    app.register_blueprint(inbox_bp)
+    app.register_blueprint(tasks_bp)
+    app.register_blueprint(vendor_bp)
+    register_crm_pages(app)
     return app

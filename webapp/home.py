@@ -1,15 +1,16 @@
-"""The start page: the signed-in user's open tasks."""
+"""The start page: the signed-in user's inbox."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response
 from flask_babel import get_locale
 from flask_login import current_user, login_required
 
-from engine.tasks import count_tasks_for, tasks_for
+from engine.tasks import count_tasks_for
 from webapp.extensions import db
+from webapp.inbox.routes import index as inbox_index
 
 bp = Blueprint("home", __name__)
 
@@ -26,5 +27,6 @@ def navigation() -> dict[str, Any]:
 
 @bp.get("/")
 @login_required
-def index() -> str:
-    return render_template("home.html", tasks=tasks_for(db.session, current_user.actor))
+def index() -> Response:
+    """The start page is the inbox (its "My tasks" tab)."""
+    return inbox_index()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base
@@ -14,6 +14,8 @@ ACTIVITY_KINDS = ("call", "visit", "email", "note")
 
 class Activity(Base):
     __tablename__ = "activity"
+    # The latest activity per customer, read from the index alone (pool recycling, timelines).
+    __table_args__ = (Index("ix_activity_customer_happened", "customer_id", "happened_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(

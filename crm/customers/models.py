@@ -51,6 +51,9 @@ class Customer(Base):
     territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"), index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("pool.id"), index=True)
+    # The pool whose recycling rules govern the customer while owned (set by claim, allocation,
+    # release and recycling); None: the customer pool of its territory.
+    home_pool_id: Mapped[int | None] = mapped_column(ForeignKey("pool.id"), index=True)
     source: Mapped[str | None] = mapped_column(String(40))
     locked: Mapped[bool] = mapped_column(default=False)
     owner_since: Mapped[datetime | None]

@@ -161,3 +161,40 @@ def accept_quote(session: Session, user: User, quote_id: int, *, now: datetime) 
         )
     quote.status, quote.decided_at = "accepted", now
     return quote
+
+
+def update_draft_quote(
+    session: Session,
+    user: User,
+    quote_id: int,
+    lines: list[dict[str, Any]],
+    *,
+    now: datetime,
+    discount_pct: Any = 0,
+    payment_days: int = 30,
+    delivery_date: date | None = None,
+    valid_until: date | None = None,
+    comment: str | None = None,
+) -> Quote:
+    """Replace a draft quote's lines and terms; totals are recomputed here, as on creation."""
+    quote = get_quote(session, user, quote_id)
+    if quote.status != "draft":
+        raise Conflict(f"quote {quote.number} is {quote.status}; only drafts can be edited")
+    discount = _decimal(discount_pct, "discount_pct")
+    if discount < 0 or discount > 100:
+        raise fields_error(discount_pct="must be between 0 and 100")
+    if not isinstance(payment_days, int) or not 0 <= payment_days <= 365:
+        raise fields_error(payment_days="must be a whole number of days from 0 to 365")
+    quote_lines = _lines(lines)
+    subtotal = sum((line.line_total for line in quote_lines), Decimal("0"))
+    quote.lines = quote_lines
+    quote.discount_pct, quote.subtotal = discount, subtotal
+    quote.total = (subtotal * (100 - discount) / 100).quantize(_CENT, ROUND_HALF_UP)
+    quote.payment_days, quote.delivery_date, quote.valid_until = (
+        payment_days,
+        delivery_date,
+        valid_until,
+    )
+    quote.comment = comment
+    session.flush()
+    return quote

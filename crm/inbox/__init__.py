@@ -1,0 +1,2 @@
+"""The inbox: task lists by tab (`queries`), the task page (`taskpage`), urging and bulk actions
+(`actions`). Nothing here imports Flask."""

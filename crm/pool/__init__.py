@@ -1,0 +1,1 @@
+"""The public customer pool: claim, release, allocation, and the recycling rules' settings."""
