@@ -233,6 +233,10 @@ def test_move_deal_drives_the_stage_task(session, sales_org, pipeline):
     assert move_deal(session, rep, deal.id, "needs_analysis", now=NOW).to_stage == "needs_analysis"
     with pytest.raises(InvalidInput):
         move_deal(session, rep, deal.id, "closing", now=NOW)
+    with pytest.raises(InvalidInput) as unknown:
+        move_deal(session, rep, deal.id, "moonshot", now=NOW)
+    assert "'moonshot' is not next to 'needs_analysis'" in unknown.value.fields["to_stage"][0]
+    assert deal.stage == "needs_analysis"
     with pytest.raises(NotFound):
         move_deal(session, sales_org["north"]["reps"][1], deal.id, "proposal", now=NOW)
     with pytest.raises(NotFound):
