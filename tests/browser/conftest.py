@@ -47,7 +47,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, st
         deploy_files(
             db.session,
             "admin",
-            collect_files([ROOT / "processes" / "lead_followup.bpmn"]),
+            collect_files([ROOT / "processes"]),
             load_form=folder_form_loader(ROOT / "forms"),
             now=utcnow(),
         )
