@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.inbox.routes import bp as inbox_bp
     from webapp.inbox.tasks import bp as tasks_bp
     from webapp.inbox.vendor import bp as vendor_bp
+    from webapp.pool_pages import bp as pool_bp
     from webapp.unit_of_work import register_unit_of_work
 
     babel.init_app(app, locale_selector=select_locale)
@@ -68,7 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(home_bp)
-    app.register_blueprint(__import__("webapp.pool_pages", fromlist=["bp"]).bp)
+    app.register_blueprint(pool_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(tasks_bp)
     app.register_blueprint(vendor_bp)

@@ -7,16 +7,15 @@ pool and rule order and the first rule that matches a customer recycles it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cached_property
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Table,
     and_,
     case,
     exists,
@@ -31,10 +30,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm.activities.models import Activity
-from crm.customers.models import Customer, OwnerChange, Pool
+from crm.customers.models import Customer, Pool
 from crm.directory.models import User
 from crm.orders.models import SalesOrder
-from crm.pool.bulk import among, insert_rows
+from crm.pool.bulk import among
+from crm.pool.history import record_recycling
 from crm.pool.models import PoolPolicy, RecycleLimit, RecycleRule
 from crm.pool.tasks import hand_open_tasks_to
 from crm.quotes.models import Quote
@@ -59,7 +59,7 @@ class RuleSetting:
         return self.rule.target_pool_id or self.policy.target_pool_id or self.pool.id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """A customer a rule would recycle (or warn about), and the numbers why."""
 
@@ -255,25 +255,33 @@ def candidates(
     )
 
 
-def _candidate(setting: RuleSetting, row: Any, now: datetime) -> Candidate:
-    since: datetime = row.since
-    if setting.rule.trigger_kind == "contract_ended" and row.last_order_end is not None:
-        since = max(since, datetime.combine(row.last_order_end, time(0), tzinfo=UTC))
-    threshold = setting.limits[row.tier]
-    return Candidate(
-        customer_id=row.id,
-        name=row.name,
-        owner_id=row.owner_id,
-        tier=row.tier,
-        rule_id=setting.rule.id,
-        trigger=setting.rule.trigger_kind,
-        pool_id=setting.pool.id,
-        target_pool_id=setting.target_pool_id,
-        since=since,
-        idle_days=(now - since).days,
-        threshold=threshold,
-        due_at=since + timedelta(days=threshold),
-    )
+def _candidates(setting: RuleSetting, rows: Sequence[Any], now: datetime) -> list[Candidate]:
+    rule_id, trigger = setting.rule.id, setting.rule.trigger_kind
+    pool_id, target = setting.pool.id, setting.target_pool_id
+    spans = {tier: timedelta(days=days) for tier, days in setting.limits.items()}
+    found = []
+    for row in rows:
+        since: datetime = row.since
+        if trigger == "contract_ended" and row.last_order_end is not None:
+            since = max(since, datetime.combine(row.last_order_end, time(0), tzinfo=UTC))
+        span = spans[row.tier]
+        found.append(
+            Candidate(
+                row.id,
+                row.name,
+                row.owner_id,
+                row.tier,
+                rule_id,
+                trigger,
+                pool_id,
+                target,
+                since,
+                (now - since).days,
+                span.days,
+                since + span,
+            )
+        )
+    return found
 
 
 def iter_candidates(
@@ -296,7 +304,7 @@ def iter_candidates(
             query = query.with_for_update(of=Customer, skip_locked=True)
         rows = session.execute(query.order_by(Customer.id)).all()
         if rows:
-            yield [_candidate(setting, row, now) for row in rows]
+            yield _candidates(setting, rows, now)
         low = session.scalar(select(func.min(Customer.id)).where(Customer.id >= high))
 
 
@@ -327,29 +335,13 @@ def recycle_due_customers(
 def _recycle(session: Session, setting: RuleSetting, found: list[Candidate], now: datetime) -> int:
     target = setting.target_pool_id
     owners = {c.customer_id: c.owner_id for c in found}
+    record_recycling(session, found, now)
     # The rows are locked (or, on SQLite, the database is): the owners read are still theirs.
     session.execute(
         update(Customer)
         .where(among(session, Customer.id, list(owners)), Customer.owner_id.is_not(None))
         .values(owner_id=None, pool_id=target, home_pool_id=target, owner_since=None)
         .execution_options(synchronize_session=False)
-    )
-    insert_rows(
-        session,
-        cast(Table, OwnerChange.__table__),
-        [
-            {
-                "customer_id": c.customer_id,
-                "from_user_id": c.owner_id,
-                "to_user_id": None,
-                "reason": "recycle",
-                "note": f"{c.trigger}: {c.idle_days} days (limit {c.threshold})",
-                "detail": c.detail(),
-                "changed_at": now,
-                "changed_by": f"rule:{c.rule_id}",
-            }
-            for c in found
-        ],
     )
     manager = session.get(User, setting.policy.manager_id)
     if manager is not None:

@@ -224,6 +224,9 @@ def test_recycle_records_the_rule_and_its_numbers_and_keeps_activities(session, 
     assert change.detail["trigger"] == "no_followup"
     assert (change.detail["days"], change.detail["threshold"]) == (75, 60)
     assert change.detail["target_pool"] == org.other_pool.id
+    assert change.detail["since"] == (NOW - 75 * DAY).isoformat()
+    assert change.note == "no_followup: 75 days (limit 60)"
+    assert change.changed_by == f"rule:{rule.id}"
     history = session.scalars(
         select(OwnerChange.reason).where(OwnerChange.customer_id == customer.id)
     ).all()
