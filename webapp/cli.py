@@ -307,7 +307,10 @@ def serve_command(host: str, port: int, scheduler: bool) -> None:
         from rules.scheduler import build_scheduler
 
         build_scheduler(_sessionmaker(), blocking=False).start()
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    # Not app.run(): Flask ignores it inside a CLI command.
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
 def _sessionmaker() -> Any:
@@ -350,3 +353,7 @@ def _create_app() -> Flask:
 
 
 main = FlaskGroup(create_app=_create_app, help="Stagecraft: the sales CRM run by BPMN.")
+
+
+if __name__ == "__main__":
+    main()
