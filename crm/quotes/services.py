@@ -56,6 +56,21 @@ def _lines(raw: list[dict[str, Any]]) -> list[QuoteLine]:
     return lines
 
 
+def _priced(
+    lines: list[dict[str, Any]], discount_pct: Any, payment_days: Any
+) -> tuple[Decimal, list[QuoteLine], Decimal, Decimal]:
+    """Check the terms and lines; return discount, lines, subtotal and total after discount."""
+    discount = _decimal(discount_pct, "discount_pct")
+    if discount < 0 or discount > 100:
+        raise fields_error(discount_pct="must be between 0 and 100")
+    if not isinstance(payment_days, int) or not 0 <= payment_days <= 365:
+        raise fields_error(payment_days="must be a whole number of days from 0 to 365")
+    quote_lines = _lines(lines)
+    subtotal = sum((line.line_total for line in quote_lines), Decimal("0"))
+    total = (subtotal * (100 - discount) / 100).quantize(_CENT, ROUND_HALF_UP)
+    return discount, quote_lines, subtotal, total
+
+
 def create_quote(
     session: Session,
     user: User,
@@ -73,14 +88,7 @@ def create_quote(
     opportunity = get_opportunity(session, user, opportunity_id)
     if opportunity.status != "open":
         raise Conflict(f"opportunity '{opportunity.name}' is {opportunity.status}")
-    discount = _decimal(discount_pct, "discount_pct")
-    if discount < 0 or discount > 100:
-        raise fields_error(discount_pct="must be between 0 and 100")
-    if not isinstance(payment_days, int) or not 0 <= payment_days <= 365:
-        raise fields_error(payment_days="must be a whole number of days from 0 to 365")
-    quote_lines = _lines(lines)
-    subtotal = sum((line.line_total for line in quote_lines), Decimal("0"))
-    total = (subtotal * (100 - discount) / 100).quantize(_CENT, ROUND_HALF_UP)
+    discount, quote_lines, subtotal, total = _priced(lines, discount_pct, payment_days)
     quote = Quote(
         number=f"draft-{now.timestamp()}-{user.id}",
         revision=1,
@@ -180,16 +188,9 @@ def update_draft_quote(
     quote = get_quote(session, user, quote_id)
     if quote.status != "draft":
         raise Conflict(f"quote {quote.number} is {quote.status}; only drafts can be edited")
-    discount = _decimal(discount_pct, "discount_pct")
-    if discount < 0 or discount > 100:
-        raise fields_error(discount_pct="must be between 0 and 100")
-    if not isinstance(payment_days, int) or not 0 <= payment_days <= 365:
-        raise fields_error(payment_days="must be a whole number of days from 0 to 365")
-    quote_lines = _lines(lines)
-    subtotal = sum((line.line_total for line in quote_lines), Decimal("0"))
+    discount, quote_lines, subtotal, total = _priced(lines, discount_pct, payment_days)
     quote.lines = quote_lines
-    quote.discount_pct, quote.subtotal = discount, subtotal
-    quote.total = (subtotal * (100 - discount) / 100).quantize(_CENT, ROUND_HALF_UP)
+    quote.discount_pct, quote.subtotal, quote.total = discount, subtotal, total
     quote.payment_days, quote.delivery_date, quote.valid_until = (
         payment_days,
         delivery_date,
