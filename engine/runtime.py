@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.actor import Actor
 from engine.clock import frozen_at
 from engine.errors import Conflict, EngineError, NotFound
-from engine.models import HumanTask, Incident, InstanceEvent, ProcessInstance  # noqa: F401
+from engine.models import HumanTask, Incident, InstanceEvent, ProcessInstance
 from engine.operations import OperationContext
 from engine.scripting import StagecraftScriptEngine
 from engine.state import LiveWorkflow, load_state, remember, save_state

@@ -10,7 +10,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from engine.actor import Actor
@@ -208,8 +208,6 @@ def list_tasks(
 
 
 def _offered_to(actor: Actor) -> Any:
-    from sqlalchemy import and_, or_
-
     offered = [HumanTask.candidate_user == actor.username]
     if actor.roles:
         offered.append(HumanTask.candidate_role.in_(sorted(actor.roles)))
@@ -234,8 +232,6 @@ def tasks_for(session: Session, actor: Actor, *, limit: int = 50) -> list[HumanT
 
 def count_tasks_for(session: Session, actor: Actor) -> int:
     """Count the open tasks the actor holds or may claim."""
-    from sqlalchemy import func
-
     return (
         session.scalar(
             select(func.count())
