@@ -18,7 +18,8 @@ $(STAMPS)/python: pyproject.toml | $(PY)
 	@mkdir -p $(STAMPS) && touch $@
 
 install: $(STAMPS)/python $(STAMPS)/npm
-	@$(BIN)/pybabel -q compile -d webapp/translations
+	@$(BIN)/pybabel -q compile -d webapp/translations \
+		-D "messages designer stagedesign ops opsactions analytics commission"
 
 # Front-end packages (htmx, bpmn-js, Chart.js) come from the npm registry, never committed.
 $(STAMPS)/npm: package.json package-lock.json
@@ -46,6 +47,10 @@ lint: install
 
 bench: install system-deps
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/rules.py
+	$(PY) benchmarks/inbox.py
+	$(PY) benchmarks/ops.py
+	$(PY) benchmarks/analytics.py
 
 clean:
 	rm -rf $(VENV) $(STAMPS) instance node_modules

@@ -16,6 +16,10 @@ from webapp.extensions import ROOT, babel, csrf, db, login_manager, migrate
 
 __all__ = ["ROOT", "create_app", "db"]
 LANGUAGES = ("en", "zh_CN")
+# One Chinese catalogue per area (translations/zh/LC_MESSAGES/<domain>.po), merged at run time.
+TRANSLATION_DOMAINS = (
+    "messages", "designer", "stagedesign", "ops", "opsactions", "analytics", "commission"
+)
 
 
 def default_database_url(instance_path: str) -> str:
@@ -38,7 +42,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
-        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "webapp" / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=";".join(
+            [str(ROOT / "webapp" / "translations")] * len(TRANSLATION_DOMAINS)
+        ),
+        BABEL_DOMAIN=";".join(TRANSLATION_DOMAINS),
         LANGUAGES=LANGUAGES,
         MAX_CONTENT_LENGTH=4 * 1024 * 1024,
     )
@@ -48,16 +55,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
+    from webapp.analytics import register_analytics
     from webapp.api import bp as api_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.cli import register_commands
     from webapp.crm_pages import register_crm_pages
+    from webapp.designer import register_designer
     from webapp.errors import register_error_handlers
     from webapp.home import bp as home_bp
     from webapp.i18n import register_language_switch, select_locale
     from webapp.inbox.routes import bp as inbox_bp
     from webapp.inbox.tasks import bp as tasks_bp
     from webapp.inbox.vendor import bp as vendor_bp
+    from webapp.ops import register_ops
     from webapp.pool_pages import bp as pool_bp
     from webapp.unit_of_work import register_unit_of_work
 
@@ -74,4 +84,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tasks_bp)
     app.register_blueprint(vendor_bp)
     register_crm_pages(app)
+    register_designer(app)
+    register_ops(app)
+    register_analytics(app)
     return app

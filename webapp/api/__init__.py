@@ -57,4 +57,4 @@ def dump(schema: Schema, obj: Any, status: int = 200) -> tuple[Response, int]:
     return jsonify(schema.dump(obj)), status
 
 
-from webapp.api import crm_routes, engine_routes, openapi  # noqa: E402,F401  (register routes)
+from webapp.api import analytics_routes, commission_routes, crm_routes, engine_routes, openapi  # noqa: E402,F401  (register routes)  # noqa: E402,F401

@@ -7,6 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, jsonify
+from marshmallow import Schema
 
 from webapp.api import bp, schemas
 
@@ -47,15 +48,8 @@ ROUTES: list[tuple[str, str, str, str | None, str | None, int]] = [
     ("post", "/orders/{order_id}/receipts", "Register a receipt", "Receipt", "Order", 201),
 ]
 
-
-def build_spec() -> dict[str, Any]:
-    spec = APISpec(
-        title="Stagecraft API",
-        version="1.0.0",
-        openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
-    )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+SCHEMAS: dict[str, type[Schema]] = {
+    name: getattr(schemas, f"{name}Schema")
     for name in (
         "Error",
         "Definition",
@@ -70,8 +64,29 @@ def build_spec() -> dict[str, Any]:
         "Quote",
         "Order",
         "Receipt",
-    ):
-        spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
+    )
+}
+
+
+def document(
+    routes: list[tuple[str, str, str, str | None, str | None, int]],
+    named_schemas: dict[str, type[Schema]] | None = None,
+) -> None:
+    """Add an area's routes (and the schemas they name) to the OpenAPI document."""
+    ROUTES.extend(routes)
+    SCHEMAS.update(named_schemas or {})
+
+
+def build_spec() -> dict[str, Any]:
+    spec = APISpec(
+        title="Stagecraft API",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for name, schema in SCHEMAS.items():
+        spec.components.schema(name, schema=schema)
     errors = {
         str(code): {"description": text, "content": {"application/json": {"schema": "Error"}}}
         for code, text in (

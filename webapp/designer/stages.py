@@ -1,0 +1,3 @@
+"""Routes: see the package docstring."""
+
+from __future__ import annotations
