@@ -187,7 +187,9 @@ def apply_change(
                 raise
             except Exception as exc:  # any task failure becomes an incident, never a crash
                 incident = _record_failure(session, instance, exc, now)
-        new_tasks = sync_human_tasks(session, instance, workflow, live.derived, now)
+        new_tasks = sync_human_tasks(
+            session, instance, workflow, live.derived, now, actor.username if actor else None
+        )
         sync_waits(session, instance, workflow, live.derived)
         if incident is not None:
             instance.status = "error"

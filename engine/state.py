@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from engine.db import table_of
 from engine.models import InstanceTaskState, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
 from engine.sync import DerivedRows
@@ -122,15 +124,33 @@ def _changed_tasks(live: LiveWorkflow) -> dict[UUID, tuple[str, Any]]:
     return changed
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
 def _upsert(session: Session) -> Any:
-    """Return an INSERT … ON CONFLICT DO UPDATE of task rows: new and changed in one statement."""
+    """Return an INSERT … ON CONFLICT DO UPDATE of task rows: new and changed in one statement.
+
+    Built once per dialect: constructing it (with its `excluded` columns) costs more than
+    executing it.
+    """
     dialect = session.get_bind().dialect.name
-    insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_into(InstanceTaskState)
-    return statement.on_conflict_do_update(
-        index_elements=["instance_id", "task_id"],
-        set_={"body": statement.excluded.body, "workflow_key": statement.excluded.workflow_key},
-    )
+    found = _UPSERTS.get(dialect)
+    if found is None:
+        insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_into(table_of(InstanceTaskState))
+        found = _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=["instance_id", "task_id"],
+            set_={"body": statement.excluded.body, "workflow_key": statement.excluded.workflow_key},
+        )
+    return found
+
+
+def _loads(text: str) -> Any:
+    """Parse stored JSON quickly; rows the strict parser refuses (NaN, Infinity) still load."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) -> None:
@@ -141,9 +161,11 @@ def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) 
         current.update(sp.tasks)
     live.saved_at = time.time()
     removed = live.stored_tasks - current
+    # Plain SQL on the session's connection: the ORM's bulk machinery costs more than the rows.
+    connection = session.connection()
     if removed:
-        session.execute(
-            delete(InstanceTaskState).where(
+        connection.execute(
+            delete(table_of(InstanceTaskState)).where(
                 InstanceTaskState.instance_id == instance.id,
                 InstanceTaskState.task_id.in_([str(t) for t in removed]),
             )
@@ -158,7 +180,7 @@ def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) 
         for task_id, (key, task) in changed.items()
     ]
     if rows:
-        session.execute(_upsert(session), rows)
+        connection.execute(_upsert(session), rows)
     live.stored_tasks = current
     live.touched.clear()
     instance.state = _document(live.workflow)
@@ -201,7 +223,7 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
     definition = instance.definition
     spec, subprocess_specs = load_specs(definition.spec_hash, lambda: definition.spec_json)
     loaded_at = time.time()
-    doc = json.loads(instance.state)
+    doc = _loads(instance.state)
     bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     rows = session.execute(
         select(
@@ -209,7 +231,7 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
         ).where(InstanceTaskState.instance_id == instance.id)
     )
     for task_id, key, body in rows:
-        bodies[key][task_id] = json.loads(body)
+        bodies[key][task_id] = _loads(body)
     workflow = BpmnWorkflow(spec, subprocess_specs, deserializing=True)
     _restore_tasks(workflow, bodies[""], doc["root"])
     _restore_fields(workflow, doc)

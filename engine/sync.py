@@ -16,9 +16,11 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from engine.db import table_of
 from engine.deploy_checks import FORM_PROPERTY, UI_FORM_PROPERTY
 from engine.models import HumanTask, InstanceTimer, MessageSubscription, ProcessInstance
 
@@ -146,20 +148,23 @@ def sync_human_tasks(
     workflow: BpmnWorkflow,
     rows: DerivedRows,
     now: datetime,
+    actor: str | None = None,
 ) -> list[HumanTask]:
-    """Open a row per new READY manual task; close rows whose task is gone; return new rows."""
+    """Open a row per new READY manual task; close rows whose task is gone; return new rows.
+
+    A closed row records `now`; a completed one also records `actor`, the user whose change
+    completed it. Plain values let the session update its copies without reading them back.
+    """
     ready = _ready_manual(workflow)
     gone = rows.open_tasks - set(ready)
     if gone:
         done = {t for t in gone if _is_completed(workflow, t)}
         for status, task_ids in (("completed", done), ("cancelled", gone - done)):
             if task_ids:
-                session.execute(
-                    update(HumanTask)
-                    .where(HumanTask.task_id.in_(task_ids), HumanTask.status == "open")
-                    .values(status=status, completed_at=func.coalesce(HumanTask.completed_at, now)),
-                    execution_options={"synchronize_session": "fetch"},
-                )
+                values: dict[str, Any] = {"status": status, "completed_at": now}
+                if status == "completed" and actor is not None:
+                    values["completed_by"] = actor
+                _close_rows(session, task_ids, values)
     created = []
     for task_id, task in ready.items():
         if task_id in rows.open_tasks:
@@ -171,6 +176,23 @@ def sync_human_tasks(
             listener(session, instance, row, task.data)
     rows.open_tasks = set(ready)
     return created
+
+
+def _close_rows(session: Session, task_ids: set[str], values: dict[str, Any]) -> None:
+    """Close open rows with one UPDATE and give the session's copies the same values."""
+    table = table_of(HumanTask)
+    session.connection().execute(
+        update(table).where(table.c.task_id.in_(task_ids), table.c.status == "open").values(values)
+    )
+    for obj in list(session.identity_map.values()):
+        loaded = inspect(obj).dict
+        if (
+            isinstance(obj, HumanTask)
+            and loaded.get("task_id") in task_ids
+            and loaded.get("status") == "open"
+        ):
+            for key, value in values.items():
+                set_committed_value(obj, key, value)
 
 
 def _is_completed(workflow: BpmnWorkflow, task_id: str) -> bool:
@@ -240,29 +262,30 @@ def sync_waits(
 ) -> None:
     """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
     timers, messages = _waits(workflow)
+    # Plain SQL on the session's connection: no session copies of these rows need updating.
+    connection = session.connection()
+    timer_table, subscription_table = table_of(InstanceTimer), table_of(MessageSubscription)
     ended = set(rows.timers) - set(timers)
     moved = {t for t in set(rows.timers) & set(timers) if timers[t][1] != rows.timers[t]}
     if ended:
-        session.execute(
-            update(InstanceTimer)
+        connection.execute(
+            update(timer_table)
             .where(
-                InstanceTimer.instance_id == instance.id,
-                InstanceTimer.task_id.in_(ended),
-                InstanceTimer.status == "waiting",
+                timer_table.c.instance_id == instance.id,
+                timer_table.c.task_id.in_(ended),
+                timer_table.c.status == "waiting",
             )
-            .values(status="done"),
-            execution_options={"synchronize_session": False},
+            .values(status="done")
         )
     for task_id in moved:
-        session.execute(
-            update(InstanceTimer)
+        connection.execute(
+            update(timer_table)
             .where(
-                InstanceTimer.instance_id == instance.id,
-                InstanceTimer.task_id == task_id,
-                InstanceTimer.status == "waiting",
+                timer_table.c.instance_id == instance.id,
+                timer_table.c.task_id == task_id,
+                timer_table.c.status == "waiting",
             )
-            .values(fire_at=timers[task_id][1]),
-            execution_options={"synchronize_session": False},
+            .values(fire_at=timers[task_id][1])
         )
     session.add_all(
         InstanceTimer(
@@ -281,13 +304,12 @@ def sync_waits(
 
     for key in rows.subscriptions - set(messages):
         task_id, name = key.split("|", 1)
-        session.execute(
-            delete(MessageSubscription).where(
-                MessageSubscription.instance_id == instance.id,
-                MessageSubscription.task_id == task_id,
-                MessageSubscription.message_name == name,
-            ),
-            execution_options={"synchronize_session": False},
+        connection.execute(
+            delete(subscription_table).where(
+                subscription_table.c.instance_id == instance.id,
+                subscription_table.c.task_id == task_id,
+                subscription_table.c.message_name == name,
+            )
         )
     session.add_all(
         MessageSubscription(
