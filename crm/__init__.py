@@ -7,6 +7,7 @@ the engine, and its lane resolver. Nothing here imports Flask.
 from crm import operations as _operations  # noqa: F401,E402  (registers crm.* operations)
 from crm.activities import models as _activities  # noqa: F401
 from crm.customers import models as _customers  # noqa: F401
+from crm.designer import models as _designer  # noqa: F401
 from crm.directory import models as _directory  # noqa: F401
 from crm.lanes import install as _install  # noqa: E402
 from crm.leads import models as _leads  # noqa: F401
