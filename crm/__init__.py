@@ -15,6 +15,7 @@ from crm.orders import models as _orders  # noqa: F401
 from crm.pool import models as _pool  # noqa: F401
 from crm.quotes import models as _quotes  # noqa: F401
 from crm.sales import models as _sales  # noqa: F401
+from crm.stage_design import models as _stage_design  # noqa: F401
 from crm.targets import models as _targets  # noqa: F401
 
 _install()

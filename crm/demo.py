@@ -23,6 +23,7 @@ from crm.directory.services import create_user, manager_of
 from crm.leads.models import Campaign, Lead
 from crm.leads.services import create_lead
 from crm.quotes.models import PriceBook, PriceBookEntry, Product
+from crm.stage_design.models import APPROVAL_TABLE, PIPELINE, DesignOwner
 from engine.deploy import latest_definition
 
 DEMO_PASSWORD = "stagecraft"  # noqa: S105 - the published demo password
@@ -119,6 +120,13 @@ def load_demo(
     company.manager_id = users["gm"].id
     for code, manager in (("EAST", "east_mgr"), ("SOUTH", "south_mgr"), ("INTL", "intl_mgr")):
         teams[code].manager_id = users[manager].id
+    # Who may edit which design: East owns new business, South renewals, the company approvals.
+    for kind, key, team in (
+        (PIPELINE, "new_business", teams["EAST"]),
+        (PIPELINE, "renewal", teams["SOUTH"]),
+        (APPROVAL_TABLE, "quote_approval_chain", company),
+    ):
+        session.add(DesignOwner(kind=kind, key=key, team_id=team.id, set_by="demo", set_at=now))
     pools = {
         code: create_pool(
             session, f"{territory.name} customer pool", "customer", territory_id=territory.id

@@ -90,9 +90,15 @@ def _return_lead(ctx: OperationContext, lead_id: int, reason: str) -> dict[str, 
     return {}
 
 
-@register_operation("crm.check_stage_exit", {"opportunity_id": int, "stage": str})
-def _check_stage_exit(ctx: OperationContext, opportunity_id: int, stage: str) -> dict[str, Any]:
-    return check_stage_exit(ctx.session, opportunity_id, stage)
+@register_operation(
+    "crm.check_stage_exit",
+    {"opportunity_id": int, "stage": str, "criteria": list},
+    optional=frozenset({"criteria"}),
+)
+def _check_stage_exit(
+    ctx: OperationContext, opportunity_id: int, stage: str, criteria: list[str] | None = None
+) -> dict[str, Any]:
+    return check_stage_exit(ctx.session, opportunity_id, stage, criteria)
 
 
 @register_operation("crm.notify_stale_deal", {"opportunity_id": int, "stage": str})

@@ -17,7 +17,8 @@ from crm.quotes.models import Quote
 from crm.sales.models import PIPELINES, Opportunity, StageChange
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY")
-# What must be true before a deal may leave a stage, as (check, message) pairs.
+# The exit criteria of the shipped stages, used when a pipeline process does not list its own
+# (processes made by the stage editor pass them to crm.check_stage_exit as `criteria`).
 EXIT_CRITERIA: dict[str, list[str]] = {
     "needs_analysis": ["decision_maker"],
     "proposal": ["approved_quote"],
@@ -25,7 +26,8 @@ EXIT_CRITERIA: dict[str, list[str]] = {
     "closing": ["accepted_quote"],
     "renewal_quote": ["approved_quote"],
 }
-_MISSING_TEXT = {
+# Every criterion the CRM can check, with what it reports when the criterion is not met.
+EXIT_CHECK_TEXT = {
     "decision_maker": "a decision maker among the customer's contacts",
     "approved_quote": "an approved quote",
     "accepted_quote": "a quote accepted by the customer",
@@ -144,14 +146,24 @@ def set_win_rate_override(
     return opportunity
 
 
-def check_stage_exit(session: Session, opportunity_id: int, stage: str) -> dict[str, Any]:
-    """Tell whether a deal may leave `stage`, listing what is missing if not."""
+def check_stage_exit(
+    session: Session, opportunity_id: int, stage: str, criteria: list[str] | None = None
+) -> dict[str, Any]:
+    """Tell whether a deal may leave `stage`, listing what is missing if not.
+
+    :param criteria: the checks to make (codes of EXIT_CHECK_TEXT); None means the shipped
+        criteria of that stage key.
+    """
     opportunity = session.get(Opportunity, opportunity_id)
     if opportunity is None:
         raise NotFound(f"opportunity {opportunity_id} does not exist")
+    checks = EXIT_CRITERIA.get(stage, []) if criteria is None else criteria
+    unknown = [check for check in checks if check not in EXIT_CHECK_TEXT]
+    if unknown:
+        raise fields_error(criteria=f"unknown exit criteria: {', '.join(map(str, unknown))}")
     missing = [
-        _MISSING_TEXT[check]
-        for check in EXIT_CRITERIA.get(stage, [])
+        EXIT_CHECK_TEXT[check]
+        for check in checks
         if not _criterion_met(session, opportunity, check)
     ]
     return {"ok": not missing, "missing": missing}

@@ -44,7 +44,7 @@ PARAMS: dict[str, dict[str, type]] = {
     },
     "crm.disqualify_lead": {"lead_id": int, "reason": str},
     "crm.return_lead_to_pool": {"lead_id": int, "reason": str},
-    "crm.check_stage_exit": {"opportunity_id": int, "stage": str},
+    "crm.check_stage_exit": {"opportunity_id": int, "stage": str, "criteria": list},
     "crm.notify_stale_deal": {"opportunity_id": int, "stage": str},
     "crm.close_opportunity": {"opportunity_id": int, "outcome": str, "reason": str},
     "crm.create_order": {"opportunity_id": int, "signed_on": str, "installments": list},
@@ -54,6 +54,9 @@ PARAMS: dict[str, dict[str, type]] = {
     "crm.decide_invoice_request": {"invoice_request_id": int, "decision": str, "comment": str},
     "crm.execute_handover": {"leaving_user": str, "receiver": str, "reason": str},
 }
+
+# Parameters a process may leave out (the stage editor's processes pass exit criteria).
+OPTIONAL = {"crm.check_stage_exit": frozenset({"criteria"})}
 
 
 @dataclass
@@ -125,7 +128,9 @@ def crm(monkeypatch: pytest.MonkeyPatch) -> CrmStub:
 
     for name, params in PARAMS.items():
         monkeypatch.setitem(
-            engine.operations._registry, name, Operation(name, operation(name), params)
+            engine.operations._registry,
+            name,
+            Operation(name, operation(name), params, optional=OPTIONAL.get(name, frozenset())),
         )
     return stub
 
