@@ -23,7 +23,7 @@ from crm.customers.models import TIERS, Customer, Pool
 from crm.customers.services import create_customer, name_key
 from crm.directory.models import Territory, User
 from crm.directory.services import visible_owner_ids
-from crm.errors import Forbidden, InvalidInput, fields_error
+from crm.errors import Forbidden, InvalidInput, fields_error, msg
 from crm.leads.models import Campaign
 from crm.leads.services import create_lead
 
@@ -96,7 +96,7 @@ class ImportRejected(InvalidInput):
 def decode_upload(raw: bytes) -> str:
     """Return an uploaded CSV file's text (UTF-8, with or without BOM, or GB18030 from Excel)."""
     if len(raw) > MAX_IMPORT_BYTES:
-        raise fields_error(file=f"is larger than {MAX_IMPORT_BYTES // 1000} kB")
+        raise fields_error(file=msg("is larger than %(value)s kB", value=MAX_IMPORT_BYTES // 1000))
     if not raw.strip():
         raise fields_error(file="is empty")
     for encoding in ("utf-8-sig", "gb18030"):
@@ -200,7 +200,7 @@ def _pool(session: Session, pool_id: int | None, kind: str) -> Pool | None:
         return None
     pool = session.get(Pool, pool_id)
     if pool is None or pool.kind != kind:
-        raise fields_error(pool=f"is not a {kind} pool")
+        raise fields_error(pool=msg("is not a %(kind)s pool", kind=kind))
     return pool
 
 

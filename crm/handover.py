@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from crm.customers.models import Customer
 from crm.customers.services import record_owner_change
 from crm.directory.models import User
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from crm.leads.models import Lead
 from crm.orders.models import SalesOrder
 from crm.quotes.models import Quote
@@ -28,7 +28,7 @@ def execute_handover(
     if leaving.id == receiver.id:
         raise fields_error(receiver="must be someone other than the leaving rep")
     if not receiver.active:
-        raise fields_error(receiver=f"{receiver.username} is not active")
+        raise fields_error(receiver=msg("%(username)s is not active", username=receiver.username))
     customers = list(session.scalars(select(Customer).where(Customer.owner_id == leaving.id)))
     for customer in customers:
         customer.owner_id, customer.owner_since = receiver.id, now

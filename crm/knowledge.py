@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from crm.activities.models import Article
 from crm.directory.models import User
-from crm.errors import Forbidden, NotFound, fields_error
+from crm.errors import Forbidden, NotFound, fields_error, msg
 
 EDITOR_ROLES = frozenset({"manager", "supervisor", "director", "admin"})
 MAX_BODY = 100_000
@@ -36,7 +36,7 @@ def search_articles(session: Session, text: str = "", *, limit: int = 200) -> li
 def get_article(session: Session, article_id: int) -> Article:
     article = session.get(Article, article_id)
     if article is None:
-        raise NotFound(f"article {article_id} does not exist")
+        raise NotFound(msg("article %(id)s does not exist", id=article_id))
     return article
 
 
@@ -63,7 +63,7 @@ def save_article(
     if not body:
         problems["body"] = "is required"
     elif len(body) > MAX_BODY:
-        problems["body"] = f"is longer than {MAX_BODY} characters"
+        problems["body"] = msg("is longer than %(MAX_BODY)s characters", MAX_BODY=MAX_BODY)
     if tags is not None and len(tags) > 255:
         problems["tags"] = "are longer than 255 characters"
     if problems:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.directory.models import SavedFilter, User
-from crm.errors import NotFound, fields_error
+from crm.errors import NotFound, fields_error, msg
 
 KINDS = ("customers", "opportunities", "orders", "tasks")
 MAX_PER_KIND = 50
@@ -31,7 +31,7 @@ def save_filter(
     """Keep a search under a name; saving under an existing name replaces it."""
     name = (name or "").strip()
     if kind not in KINDS:
-        raise fields_error(kind=f"must be one of {', '.join(KINDS)}")
+        raise fields_error(kind=msg("must be one of %(items)s", items=", ".join(KINDS)))
     if not name:
         raise fields_error(filter_name="is required")
     if len(name) > 120:
@@ -45,7 +45,11 @@ def save_filter(
         existing.params, existing.created_at = params, now
         return existing
     if len(list_saved_filters(session, user, kind)) >= MAX_PER_KIND:
-        raise fields_error(filter_name=f"you already keep {MAX_PER_KIND} filters here")
+        raise fields_error(
+            filter_name=msg(
+                "you already keep %(MAX_PER_KIND)s filters here", MAX_PER_KIND=MAX_PER_KIND
+            )
+        )
     saved = SavedFilter(user_id=user.id, kind=kind, name=name, params=params, created_at=now)
     session.add(saved)
     session.flush()
@@ -56,7 +60,7 @@ def get_saved_filter(session: Session, user: User, filter_id: int) -> SavedFilte
     """Return one of the user's own filters; anyone else's looks like it does not exist."""
     saved = session.get(SavedFilter, filter_id)
     if saved is None or saved.user_id != user.id:
-        raise NotFound(f"saved filter {filter_id} does not exist")
+        raise NotFound(msg("saved filter %(id)s does not exist", id=filter_id))
     return saved
 
 

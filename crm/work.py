@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from crm.directory.models import User
 from crm.directory.services import actor_for, managed_user_ids, visible_owner_ids
-from crm.errors import Forbidden, NotFound
+from crm.errors import Forbidden, NotFound, msg
 from crm.lanes import owner_of_subject
 from engine.actor import Actor
 from engine.models import HumanTask
@@ -37,14 +37,14 @@ def get_task_as(session: Session, user: User, task_id: int) -> HumanTask:
     """Return a task the user may see: theirs, offered, their team's, or on their records."""
     task = session.get(HumanTask, task_id)
     if task is None:
-        raise NotFound(f"task {task_id} does not exist")
+        raise NotFound(msg("task %(id)s does not exist", id=task_id))
     if may_work_on(actor_for(user), task) or _manages_holder(session, user, task):
         return task
     owner = owner_of_subject(session, task.subject_type, task.subject_id)
     scope = visible_owner_ids(session, user)
     if owner is not None and (scope is None or owner.id in scope):
         return task
-    raise NotFound(f"task {task_id} does not exist")
+    raise NotFound(msg("task %(id)s does not exist", id=task_id))
 
 
 def _acting_actor(session: Session, user: User, task: HumanTask) -> Actor:
@@ -55,7 +55,7 @@ def _acting_actor(session: Session, user: User, task: HumanTask) -> Actor:
     if _manages_holder(session, user, task):
         # A manager completing a team member's task acts with the right to do so, as themself.
         return Actor(user.username, actor.roles | {"ops"}, actor.teams)
-    raise Forbidden(f"task '{task.title}' is not yours")
+    raise Forbidden(msg("task '%(title)s' is not yours", title=task.title))
 
 
 def complete_task_as(
@@ -84,8 +84,8 @@ def reassign_task_as(
     actor = actor_for(user)
     if not actor.can_repair:
         if not _manages_holder(session, user, task) and task.assignee is not None:
-            raise Forbidden(f"task '{task.title}' is not in your team")
+            raise Forbidden(msg("task '%(title)s' is not in your team", title=task.title))
         if to.id not in managed_user_ids(session, user):
-            raise Forbidden(f"{to.username} is not in your team")
+            raise Forbidden(msg("%(username)s is not in your team", username=to.username))
         actor = Actor(user.username, actor.roles | {"ops"}, actor.teams)
     return reassign_task(session, actor, task_id, to.username, now=now, reason=reason)

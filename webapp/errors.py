@@ -1,16 +1,91 @@
-"""One place that turns domain errors into responses: pages for people, JSON for the API."""
+"""One place that turns domain errors into responses: pages for people, JSON for the API.
+
+Service messages arrive in English; `translate` turns them into the reader's language through the
+`messages` catalogue (a `crm.errors.Msg` by its template and values, any other text by itself, and
+the few messages with values from the engine and the validators by the patterns below).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
 
+from crm.errors import Msg
 from engine.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 422}
+
+# Messages with values that do not come as a `Msg`: the engine's (plain f-strings), the JSON Schema
+# validator's that it passes on per field, and marshmallow's at the API. Each is a catalogue key;
+# its pattern is made from it.
+PATTERNED_MESSAGES = (
+    "please correct: %(fields)s",
+    "task %(id)s does not exist",
+    "task '%(title)s' was already %(status)s",
+    "task '%(title)s' is not yours to complete",
+    "task '%(title)s' is not yours",
+    "task '%(title)s' is no longer waiting for input",
+    "task '%(title)s' is already claimed by %(user)s",
+    "task '%(title)s' is not offered to you",
+    "task '%(title)s' is not claimed by you",
+    "task '%(title)s' has no group to return to",
+    "its process instance is %(status)s",
+    "process instance %(id)s does not exist",
+    "no deployed process with id '%(id)s'",
+    "%(value)s is not of type %(type)s",
+    "%(value)s is not one of %(choices)s",
+    "%(value)s is too long",
+    "%(value)s is too short",
+    "%(value)s is less than or equal to the minimum of %(limit)s",
+    "%(value)s is greater than or equal to the maximum of %(limit)s",
+    "%(value)s is less than the minimum of %(limit)s",
+    "%(value)s is greater than the maximum of %(limit)s",
+    "%(value)s does not match %(pattern)s",
+    "Must be one of: %(choices)s.",
+    "Length must be between %(min)s and %(max)s.",
+    "Shorter than minimum length %(min)s.",
+    "Longer than maximum length %(max)s.",
+    "Must be greater than or equal to %(min)s and less than or equal to %(max)s.",
+    "Must be greater than or equal to %(min)s.",
+    "Must be less than or equal to %(max)s.",
+)
+_PLACEHOLDER = re.compile(r"%\\\((\w+)\\\)s")
+
+
+def _pattern(msgid: str) -> re.Pattern[str]:
+    return re.compile(_PLACEHOLDER.sub(r"(?P<\1>.+)", re.escape(msgid)), re.DOTALL)
+
+
+_PATTERNS = [(_pattern(m), m) for m in PATTERNED_MESSAGES]
+
+
+def translate(text: Any) -> str:
+    """Return a service message in the reader's language (unknown text stays as it is)."""
+    if text is None:
+        return ""
+    if isinstance(text, Msg):
+        params = {k: translate(v) if isinstance(v, Msg) else v for k, v in text.params.items()}
+        return _(text.msgid, **params) if params else _(text.msgid)
+    text = str(text)
+    if not text.strip():
+        return text  # the empty key is the catalogue's header
+    found = _(text)
+    if found != text:
+        return found
+    for pattern, msgid in _PATTERNS:
+        match = pattern.fullmatch(text)
+        if match:
+            return _(msgid, **match.groupdict())
+    return text
+
+
+def translate_fields(fields: Mapping[str, list[Any]] | None) -> dict[str, list[str]]:
+    """Translate every field message of an InvalidInput."""
+    return {name: [translate(m) for m in messages] for name, messages in (fields or {}).items()}
 
 
 def _status_of(error: EngineError) -> int:
@@ -25,14 +100,19 @@ def _wants_json() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    app.add_template_filter(translate, "tr")
+
     @app.errorhandler(EngineError)
     def domain_error(error: EngineError) -> Any:
         status = _status_of(error)
-        fields = getattr(error, "fields", {}) or {}
+        message = translate(error.message)
+        fields = translate_fields(getattr(error, "fields", None))
         if _wants_json():
-            return jsonify({"error": error.message, "fields": fields}), status
+            return jsonify({"error": message, "fields": fields}), status
         return render_template(
-            "errors/error.html", status=status, message=error.message, fields=fields
+            "errors/error.html", status=status, message=message, fields=fields
         ), status
 
     @app.errorhandler(CSRFError)

@@ -14,7 +14,7 @@ from crm.customers.models import Customer
 from crm.customers.services import get_customer
 from crm.directory.models import User
 from crm.directory.services import visible_owner_ids
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from crm.sales.models import Opportunity
 
 MAX_TEXT = 10_000
@@ -43,14 +43,14 @@ def log_activity(
     customer = get_customer(session, user, customer_id)
     problems = {}
     if kind not in ACTIVITY_KINDS:
-        problems["kind"] = f"must be one of {', '.join(ACTIVITY_KINDS)}"
+        problems["kind"] = msg("must be one of %(items)s", items=", ".join(ACTIVITY_KINDS))
     subject = (subject or "").strip()
     if not subject:
         problems["subject"] = "is required"
     elif len(subject) > 200:
         problems["subject"] = "is longer than 200 characters"
     if body is not None and len(body) > MAX_TEXT:
-        problems["body"] = f"is longer than {MAX_TEXT} characters"
+        problems["body"] = msg("is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT)
     if next_followup_on is not None and next_followup_on < now.date():
         problems["next_followup_on"] = "is in the past"
     if opportunity_id is not None:
@@ -154,9 +154,9 @@ def save_daily_report(
     if not summary:
         problems["summary"] = "is required"
     elif len(summary) > MAX_TEXT:
-        problems["summary"] = f"is longer than {MAX_TEXT} characters"
+        problems["summary"] = msg("is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT)
     if plan is not None and len(plan) > MAX_TEXT:
-        problems["plan"] = f"is longer than {MAX_TEXT} characters"
+        problems["plan"] = msg("is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT)
     if problems:
         raise fields_error(**problems)
     report = todays_report(session, user, now=now)

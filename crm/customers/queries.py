@@ -15,7 +15,7 @@ from crm.customers.models import TIERS, Customer
 from crm.customers.services import name_key
 from crm.directory.models import Territory, User
 from crm.directory.services import visible_owner_ids
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from crm.sales.models import Opportunity
 
 SORTS = ("name", "tier", "last_activity", "created")
@@ -99,7 +99,7 @@ def _date(text: str, field: str, problems: dict[str, str]) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        problems[field] = f"'{text}' is not a date (YYYY-MM-DD)"
+        problems[field] = msg("'%(text)s' is not a date (YYYY-MM-DD)", text=text)
         return None
 
 
@@ -108,7 +108,7 @@ def parse_customer_query(params: Params) -> CustomerQuery:
     problems: dict[str, str] = {}
     tiers = tuple(sorted({t.upper() for t in _all(params, "tier")}))
     if any(t not in TIERS for t in tiers):
-        problems["tier"] = f"must be among {', '.join(TIERS)}"
+        problems["tier"] = msg("must be among %(items)s", items=", ".join(TIERS))
     territory = _first(params, "territory")
     if territory and not territory.isdigit():
         problems["territory"] = "is not a territory"
@@ -120,7 +120,7 @@ def parse_customer_query(params: Params) -> CustomerQuery:
         problems["open_deal"] = "must be yes or no"
     sort = _first(params, "sort") or "name"
     if sort not in SORTS:
-        problems["sort"] = f"must be one of {', '.join(SORTS)}"
+        problems["sort"] = msg("must be one of %(items)s", items=", ".join(SORTS))
     before = _date(_first(params, "activity_before"), "activity_before", problems)
     after = _date(_first(params, "activity_after"), "activity_after", problems)
     if problems:

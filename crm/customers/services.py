@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from crm.customers.models import BUYING_ROLES, TIERS, Contact, Customer, OwnerChange, Pool
 from crm.directory.models import User
 from crm.directory.services import can_see_owner
-from crm.errors import Conflict, InvalidInput, NotFound, fields_error
+from crm.errors import Conflict, InvalidInput, NotFound, fields_error, msg
 
 _LEGAL_SUFFIXES = re.compile(
     r"\b(co|company|corp|corporation|inc|ltd|limited|llc|gmbh|plc|group)\b|"
@@ -72,7 +72,7 @@ def create_customer(
     elif len(name) > 200:
         problems["name"] = "is longer than 200 characters"
     if tier not in TIERS:
-        problems["tier"] = f"must be one of {', '.join(TIERS)}"
+        problems["tier"] = msg("must be one of %(items)s", items=", ".join(TIERS))
     if owner is None and pool_id is None:
         problems["owner"] = "give an owner or a pool"
     if problems:
@@ -106,7 +106,7 @@ def get_customer(session: Session, user: User, customer_id: int) -> Customer:
     """Return a customer the user may see; another rep's customer looks like it does not exist."""
     customer = session.get(Customer, customer_id)
     if customer is None or not can_see_owner(session, user, customer.owner_id):
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer %(id)s does not exist", id=customer_id))
     return customer
 
 
@@ -156,7 +156,7 @@ def transfer_customer(
     """
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer %(id)s does not exist", id=customer_id))
     session.refresh(customer)
     previous = customer.owner_id
     expected = previous if expected_owner_id is None else expected_owner_id
@@ -172,7 +172,9 @@ def transfer_customer(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"customer '{customer.name}' changed owner meanwhile; reload and retry")
+        raise Conflict(
+            msg("customer '%(name)s' changed owner meanwhile; reload and retry", name=customer.name)
+        )
     session.refresh(customer)
     record_owner_change(
         session,
@@ -206,7 +208,7 @@ def add_contact(
     if not name or not name.strip():
         problems["name"] = "is required"
     if buying_role is not None and buying_role not in BUYING_ROLES:
-        problems["buying_role"] = f"must be one of {', '.join(BUYING_ROLES)}"
+        problems["buying_role"] = msg("must be one of %(items)s", items=", ".join(BUYING_ROLES))
     if not (isinstance(influence, int) and 1 <= influence <= 5):
         problems["influence"] = "must be a whole number from 1 to 5"
     if problems:

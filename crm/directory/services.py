@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.directory.models import ROLES, Notification, Team, User, UserRole
-from crm.errors import NotFound, fields_error
+from crm.errors import NotFound, fields_error, msg
 from engine.actor import Actor
 
 ALL_RECORDS_ROLES = frozenset({"director", "admin", "ops"})
@@ -34,11 +34,11 @@ def create_user(
     roles = sorted(set(roles))
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise fields_error(roles=f"unknown role(s): {', '.join(unknown)}")
+        raise fields_error(roles=msg("unknown role(s): %(items)s", items=", ".join(unknown)))
     if not username.strip():
         raise fields_error(username="is required")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise fields_error(username=f"'{username}' is taken")
+        raise fields_error(username=msg("'%(username)s' is taken", username=username))
     user = User(
         username=username,
         display_name=display_name,
@@ -58,14 +58,14 @@ def create_user(
 def get_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound(msg("user %(id)s does not exist", id=user_id))
     return user
 
 
 def user_by_username(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"no user named '{username}'")
+        raise NotFound(msg("no user named '%(username)s'", username=username))
     return user
 
 

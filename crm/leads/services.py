@@ -11,7 +11,7 @@ from crm.customers.models import BUYING_ROLES
 from crm.customers.services import add_contact, create_customer, possible_duplicates
 from crm.directory.models import User
 from crm.directory.services import actor_for, can_see_owner
-from crm.errors import Conflict, NotFound, fields_error
+from crm.errors import Conflict, NotFound, fields_error, msg
 from crm.leads.models import Lead
 from crm.sales.services import create_opportunity
 from engine.instances import start_instance
@@ -54,7 +54,7 @@ def create_lead(
 def get_lead(session: Session, user: User, lead_id: int) -> Lead:
     lead = session.get(Lead, lead_id)
     if lead is None or not can_see_owner(session, user, lead.owner_id):
-        raise NotFound(f"lead {lead_id} does not exist")
+        raise NotFound(msg("lead %(id)s does not exist", id=lead_id))
     return lead
 
 
@@ -62,9 +62,11 @@ def assign_lead(session: Session, by: User, lead_id: int, owner: User, *, now: d
     """Give a lead to a rep and start its lead-to-cash process."""
     lead = session.get(Lead, lead_id)
     if lead is None:
-        raise NotFound(f"lead {lead_id} does not exist")
+        raise NotFound(msg("lead %(id)s does not exist", id=lead_id))
     if lead.owner_id is not None or lead.status not in ("new", "returned"):
-        raise Conflict(f"lead '{lead.name}' is already {lead.status}")
+        raise Conflict(
+            msg("lead '%(name)s' is already %(status)s", name=lead.name, status=lead.status)
+        )
     lead.owner_id, lead.status = owner.id, "working"
     session.flush()
     start_instance(
@@ -103,11 +105,19 @@ def convert_lead(
     """Turn a working lead into a customer, a contact and an opportunity, owned by its rep."""
     lead = session.get(Lead, lead_id)
     if lead is None:
-        raise NotFound(f"lead {lead_id} does not exist")
+        raise NotFound(msg("lead %(id)s does not exist", id=lead_id))
     if lead.status != "working" or lead.owner_id is None:
-        raise Conflict(f"lead '{lead.name}' is {lead.status}, not being worked")
+        raise Conflict(
+            msg(
+                "lead '%(name)s' is %(status)s, not being worked",
+                name=lead.name,
+                status=lead.status,
+            )
+        )
     if contact_buying_role and contact_buying_role not in BUYING_ROLES:
-        raise fields_error(contact_buying_role=f"must be one of {', '.join(BUYING_ROLES)}")
+        raise fields_error(
+            contact_buying_role=msg("must be one of %(items)s", items=", ".join(BUYING_ROLES))
+        )
     owner = session.get(User, lead.owner_id)
     assert owner is not None
     existing = possible_duplicates(session, customer_name)
@@ -151,11 +161,17 @@ def close_lead(session: Session, lead_id: int, status: str, reason: str, *, now:
     """Disqualify a lead, or return it to its pool; both need a reason."""
     lead = session.get(Lead, lead_id)
     if lead is None:
-        raise NotFound(f"lead {lead_id} does not exist")
+        raise NotFound(msg("lead %(id)s does not exist", id=lead_id))
     if not (reason or "").strip():
         raise fields_error(reason="is required")
     if lead.status != "working":
-        raise Conflict(f"lead '{lead.name}' is {lead.status}, not being worked")
+        raise Conflict(
+            msg(
+                "lead '%(name)s' is %(status)s, not being worked",
+                name=lead.name,
+                status=lead.status,
+            )
+        )
     lead.status, lead.status_reason = status, reason.strip()
     if status == "returned":
         lead.owner_id = None

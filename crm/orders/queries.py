@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm.directory.models import User
 from crm.directory.services import visible_owner_ids
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from crm.lookups import customer_names, user_names
 from crm.orders.models import Installment, InvoiceRequest, Receipt, SalesOrder
 from crm.orders.services import get_order
@@ -92,7 +92,7 @@ def list_orders(
 ) -> list[OrderSummary]:
     """Return the orders the user may see (finance: all), newest first."""
     if status and status not in ORDER_STATUSES:
-        raise fields_error(status=f"must be one of {', '.join(ORDER_STATUSES)}")
+        raise fields_error(status=msg("must be one of %(items)s", items=", ".join(ORDER_STATUSES)))
     conditions: list[ColumnElement[bool]] = []
     scope = visible_owner_ids(session, user, money=True)
     if scope is not None:

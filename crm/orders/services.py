@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from crm.directory.models import User
 from crm.directory.services import actor_for, can_see_owner
-from crm.errors import Conflict, NotFound, fields_error
+from crm.errors import Conflict, NotFound, fields_error, msg
 from crm.orders.models import Installment, InvoiceRequest, Receipt, ReceiptAllocation, SalesOrder
 from crm.quotes.models import Quote
 from crm.sales.models import Opportunity
@@ -55,7 +55,7 @@ def create_order(
     """Turn a won deal into an order; the installments must add up to the agreed amount."""
     opportunity = session.get(Opportunity, opportunity_id)
     if opportunity is None:
-        raise NotFound(f"opportunity {opportunity_id} does not exist")
+        raise NotFound(msg("opportunity %(id)s does not exist", id=opportunity_id))
     quote = session.scalar(
         select(Quote)
         .where(Quote.opportunity_id == opportunity.id, Quote.status == "accepted")
@@ -66,7 +66,13 @@ def create_order(
     plan = _parse_plan(installments)
     planned = sum((amount for _, amount in plan), Decimal("0"))
     if planned != agreed:
-        raise fields_error(installments=f"add up to {planned}, but the agreed amount is {agreed}")
+        raise fields_error(
+            installments=msg(
+                "add up to %(planned)s, but the agreed amount is %(agreed)s",
+                planned=planned,
+                agreed=agreed,
+            )
+        )
     order = SalesOrder(
         number=f"draft-{now.timestamp()}-{opportunity.id}",
         opportunity_id=opportunity.id,
@@ -112,7 +118,7 @@ def installment_data(order: SalesOrder, installment: Installment) -> dict[str, A
 def get_order(session: Session, user: User, order_id: int) -> SalesOrder:
     order = session.get(SalesOrder, order_id)
     if order is None or not can_see_owner(session, user, order.owner_id, money=True):
-        raise NotFound(f"order {order_id} does not exist")
+        raise NotFound(msg("order %(id)s does not exist", id=order_id))
     return order
 
 
@@ -132,7 +138,13 @@ def register_receipt(
     open_items = [i for i in order.installments if i.status == "open"]
     outstanding = sum((i.amount - i.paid_amount for i in open_items), Decimal("0"))
     if value > outstanding:
-        raise fields_error(amount=f"is more than the {outstanding} still due on {order.number}")
+        raise fields_error(
+            amount=msg(
+                "is more than the %(outstanding)s still due on %(number)s",
+                outstanding=outstanding,
+                number=order.number,
+            )
+        )
     receipt = Receipt(
         order_id=order.id,
         amount=value,
@@ -179,9 +191,9 @@ def _tell(session: Session, message: str, key: str, payload: dict[str, Any], now
 def mark_order_paid(session: Session, order_id: int) -> SalesOrder:
     order = session.get(SalesOrder, order_id)
     if order is None:
-        raise NotFound(f"order {order_id} does not exist")
+        raise NotFound(msg("order %(id)s does not exist", id=order_id))
     if any(i.status != "paid" for i in order.installments):
-        raise Conflict(f"order {order.number} still has unpaid installments")
+        raise Conflict(msg("order %(number)s still has unpaid installments", number=order.number))
     order.status = "paid"
     return order
 
@@ -200,7 +212,7 @@ def request_invoice(
     order = get_order(session, user, order_id)
     value = parse_amount(amount)
     if value > order.amount:
-        raise fields_error(amount=f"is more than the order's {order.amount}")
+        raise fields_error(amount=msg("is more than the order's %(amount)s", amount=order.amount))
     if not title.strip():
         raise fields_error(title="is required")
     request = InvoiceRequest(
@@ -243,11 +255,17 @@ def decide_invoice_request(
 ) -> InvoiceRequest:
     request = session.get(InvoiceRequest, request_id)
     if request is None:
-        raise NotFound(f"invoice request {request_id} does not exist")
+        raise NotFound(msg("invoice request %(id)s does not exist", id=request_id))
     if decision not in ("approved", "rejected", "approve", "reject"):
         raise fields_error(decision="must be approve or reject")
     if request.status != "pending":
-        raise Conflict(f"invoice request {request_id} was already {request.status}")
+        raise Conflict(
+            msg(
+                "invoice request %(id)s was already %(status)s",
+                id=request_id,
+                status=request.status,
+            )
+        )
     request.status = "approved" if decision.startswith("approve") else "rejected"
     request.comment, request.decided_by, request.decided_at = comment or None, by, now
     return request

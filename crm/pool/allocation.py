@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from crm.customers.models import Customer, OwnerChange, Pool
 from crm.directory.models import User, UserRole
 from crm.directory.services import managed_user_ids
-from crm.errors import Forbidden, NotFound, fields_error
+from crm.errors import Forbidden, NotFound, fields_error, msg
 from crm.pool.models import PoolPolicy
 from crm.pool.services import day_start, lock_users
 
@@ -70,7 +70,7 @@ def allocate_customers(
     """Give pool customers to chosen reps, or "random even" to the pool territory's reps."""
     pool = session.get(Pool, pool_id)
     if pool is None:
-        raise NotFound(f"pool {pool_id} does not exist")
+        raise NotFound(msg("pool %(id)s does not exist", id=pool_id))
     policy = session.get(PoolPolicy, pool_id)
     roles = manager.roles
     in_charge = bool(roles & {"director", "admin"}) or (
@@ -86,12 +86,14 @@ def allocate_customers(
             raise fields_error(reps="some chosen reps do not exist")
         inactive = [r.username for r in reps if not r.active]
         if inactive:
-            raise fields_error(reps=f"not active: {', '.join(sorted(inactive))}")
+            raise fields_error(reps=msg("not active: %(items)s", items=", ".join(sorted(inactive))))
         if not in_charge and not {r.id for r in reps} <= managed_user_ids(session, manager):
             raise Forbidden("you may only allocate to reps of your own teams")
     else:
         if not in_charge:
-            raise Forbidden(f"only the manager of '{pool.name}' allocates it at random")
+            raise Forbidden(
+                msg("only the manager of '%(name)s' allocates it at random", name=pool.name)
+            )
         if pool.territory_id is None:
             raise fields_error(reps="this pool has no territory; choose the reps")
         reps = eligible_reps(session, pool.territory_id)

@@ -12,7 +12,7 @@ from crm.customers.models import Contact, Customer, OwnerChange, Pool
 from crm.customers.services import record_owner_change
 from crm.directory.models import User
 from crm.directory.services import can_see_owner, visible_owner_ids
-from crm.errors import Conflict, Forbidden, NotFound, fields_error
+from crm.errors import Conflict, Forbidden, NotFound, fields_error, msg
 from crm.pool.models import ClaimLimit, PoolPolicy
 
 CLAIMING_ROLES = frozenset({"rep", "supervisor"})
@@ -73,7 +73,7 @@ def customer_view(session: Session, user: User, customer_id: int) -> PoolCustome
     """Return a pool or own customer; contact details are masked unless the user may see them."""
     customer = session.get(Customer, customer_id)
     if customer is None or not can_see_owner(session, user, customer.owner_id):
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer %(id)s does not exist", id=customer_id))
     contacts = session.scalars(
         select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)
     ).all()
@@ -85,7 +85,7 @@ def list_pool_customers(
 ) -> list[PoolCustomerView]:
     """Return the unowned customers of a pool, masked, oldest first."""
     if session.get(Pool, pool_id) is None:
-        raise NotFound(f"pool {pool_id} does not exist")
+        raise NotFound(msg("pool %(id)s does not exist", id=pool_id))
     query = select(Customer).where(Customer.pool_id == pool_id, Customer.owner_id.is_(None))
     if tier:
         query = query.where(Customer.tier == tier)
@@ -151,8 +151,15 @@ def _check_cooldown(
     free_at = left_at + timedelta(days=policy.cooldown_days)
     if now < free_at:
         raise Forbidden(
-            f"you gave up '{customer.name}' on {left_at:%Y-%m-%d}; "
-            f"you may claim it again from {free_at:%Y-%m-%d %H:%M} UTC"
+            msg(
+                (
+                    "you gave up '%(name)s' on %(left_at)s; you may claim it again from "
+                    "%(free_at)s UTC"
+                ),
+                name=customer.name,
+                left_at=format(left_at, "%Y-%m-%d"),
+                free_at=format(free_at, "%Y-%m-%d %H:%M"),
+            )
         )
 
 
@@ -170,7 +177,12 @@ def _check_caps(
         )
     )
     if policy is not None and (session.scalar(claims_today) or 0) >= policy.daily_claim_cap:
-        raise Forbidden(f"you have made today's {policy.daily_claim_cap} claims; try tomorrow")
+        raise Forbidden(
+            msg(
+                "you have made today's %(daily_claim_cap)s claims; try tomorrow",
+                daily_claim_cap=policy.daily_claim_cap,
+            )
+        )
     limit = session.get(ClaimLimit, (customer.pool_id, customer.tier))
     if limit is None:
         return
@@ -178,7 +190,11 @@ def _check_caps(
         tier_today = session.scalar(claims_today.where(Customer.tier == customer.tier)) or 0
         if tier_today >= limit.daily_claims:
             raise Forbidden(
-                f"you have made today's {limit.daily_claims} claims of tier {customer.tier}"
+                msg(
+                    "you have made today's %(daily_claims)s claims of tier %(tier)s",
+                    daily_claims=limit.daily_claims,
+                    tier=customer.tier,
+                )
             )
     if limit.max_held is not None:
         held = session.scalar(
@@ -188,9 +204,20 @@ def _check_caps(
         )
         if (held or 0) >= limit.max_held:
             raise Forbidden(
-                f"you already hold {held} tier {customer.tier} customers "
-                f"(at most {limit.max_held}); release one first"
+                msg(
+                    (
+                        "you already hold %(held)s tier %(tier)s customers (at most "
+                        "%(max_held)s); release one first"
+                    ),
+                    held=held,
+                    tier=customer.tier,
+                    max_held=limit.max_held,
+                )
             )
+
+
+def _claimed_first(name: str) -> str:
+    return msg("'%(name)s' is no longer in the pool: someone claimed it first", name=name)
 
 
 def claim_customer(session: Session, user: User, customer_id: int, *, now: datetime) -> Customer:
@@ -204,16 +231,26 @@ def claim_customer(session: Session, user: User, customer_id: int, *, now: datet
     lock_users(session, [user.id])
     customer = session.get(Customer, customer_id, populate_existing=True)
     if customer is None:
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer %(id)s does not exist", id=customer_id))
     if customer.owner_id is not None or customer.pool_id is None:
-        raise Conflict(f"'{customer.name}' is no longer in the pool: someone claimed it first")
+        if not can_see_owner(session, user, customer.owner_id):
+            # A claimer who lost a race saw it in the pool; nobody else learns whose it is.
+            if customer.home_pool_id is None:
+                raise NotFound(msg("customer %(id)s does not exist", id=customer_id))
+            raise Conflict(
+                msg(
+                    "customer %(id)s is no longer in the pool: someone claimed it first",
+                    id=customer_id,
+                )
+            )
+        raise Conflict(_claimed_first(customer.name))
     pool_id = customer.pool_id
     policy = policy_of(session, pool_id)
     _check_cooldown(session, user, customer, policy, now)
     _check_caps(session, user, customer, policy, now)
     moved = move_customer(session, customer.id, user.id, pool_id, expected_owner_id=None, now=now)
     if not moved:
-        raise Conflict(f"'{customer.name}' is no longer in the pool: someone claimed it first")
+        raise Conflict(_claimed_first(customer.name))
     record_owner_change(
         session,
         customer,
@@ -274,19 +311,21 @@ def release_customer(
         raise fields_error(reason="say why the customer goes back to the pool")
     customer = session.get(Customer, customer_id, populate_existing=True)
     if customer is None or not can_see_owner(session, user, customer.owner_id):
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer %(id)s does not exist", id=customer_id))
     owner_id = customer.owner_id
     if owner_id is None:
-        raise Conflict(f"'{customer.name}' is already in the pool")
+        raise Conflict(msg("'%(name)s' is already in the pool", name=customer.name))
     scope = visible_owner_ids(session, user)
     if owner_id != user.id and scope is not None and owner_id not in scope:
-        raise Forbidden(f"'{customer.name}' is not yours to release")
+        raise Forbidden(msg("'%(name)s' is not yours to release", name=customer.name))
     target = pool_id or customer.home_pool_id or territory_pool_id(session, customer.territory_id)
     pool = session.get(Pool, target) if target else None
     if pool is None or pool.kind != "customer":
         raise fields_error(pool="choose the customer pool to release into")
     if not move_customer(session, customer.id, None, pool.id, expected_owner_id=owner_id, now=now):
-        raise Conflict(f"'{customer.name}' changed owner meanwhile; reload and retry")
+        raise Conflict(
+            msg("'%(name)s' changed owner meanwhile; reload and retry", name=customer.name)
+        )
     record_owner_change(
         session,
         customer,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from crm.customers.models import TIERS, Pool
 from crm.directory.models import User, UserRole
 from crm.directory.services import visible_owner_ids
-from crm.errors import Forbidden, NotFound, fields_error
+from crm.errors import Forbidden, NotFound, fields_error, msg
 from crm.pool.models import TRIGGERS, ClaimLimit, PoolPolicy, RecycleLimit, RecycleRule
 from crm.pool.recycling import Candidate, preview_recycling
 
@@ -31,7 +31,7 @@ class PoolSettings:
 def _pool_for_editing(session: Session, user: User, pool_id: int) -> Pool:
     pool = session.get(Pool, pool_id)
     if pool is None:
-        raise NotFound(f"pool {pool_id} does not exist")
+        raise NotFound(msg("pool %(id)s does not exist", id=pool_id))
     if not user.roles & EDITING_ROLES:
         raise Forbidden("only managers edit pool settings")
     policy = session.get(PoolPolicy, pool_id)
@@ -40,7 +40,7 @@ def _pool_for_editing(session: Session, user: User, pool_id: int) -> Pool:
         and policy.manager_id != user.id
         and not user.roles & {"director", "admin"}
     ):
-        raise Forbidden(f"'{pool.name}' is managed by someone else")
+        raise Forbidden(msg("'%(name)s' is managed by someone else", name=pool.name))
     return pool
 
 
@@ -62,7 +62,7 @@ def get_pool_settings(session: Session, pool_id: int) -> PoolSettings:
     """Return everything that governs one pool."""
     pool = session.get(Pool, pool_id)
     if pool is None:
-        raise NotFound(f"pool {pool_id} does not exist")
+        raise NotFound(msg("pool %(id)s does not exist", id=pool_id))
     settings = PoolSettings(pool, session.get(PoolPolicy, pool_id))
     for limit in session.scalars(select(ClaimLimit).where(ClaimLimit.pool_id == pool_id)):
         settings.claim_limits[limit.tier] = limit
@@ -133,7 +133,7 @@ def set_claim_limit(
     """Set how many customers of a tier one rep may hold and claim per day (blank: no limit)."""
     _pool_for_editing(session, user, pool_id)
     if tier not in TIERS:
-        raise fields_error(tier=f"must be one of {', '.join(TIERS)}")
+        raise fields_error(tier=msg("must be one of %(items)s", items=", ".join(TIERS)))
     held = _whole(max_held, "max_held", high=100000, optional=True)
     daily = _whole(daily_claims, "daily_claims", high=1000, optional=True)
     limit = session.get(ClaimLimit, (pool_id, tier))
@@ -164,7 +164,7 @@ def save_recycle_rule(
     """Add or change a recycling rule; `days` maps tiers to day limits (blank: tier exempt)."""
     _pool_for_editing(session, user, pool_id)
     if trigger not in TRIGGERS:
-        raise fields_error(trigger=f"must be one of {', '.join(TRIGGERS)}")
+        raise fields_error(trigger=msg("must be one of %(items)s", items=", ".join(TRIGGERS)))
     limits = {
         tier: _whole(value, f"days_{tier}", low=1, optional=True)
         for tier, value in days.items()
@@ -181,7 +181,7 @@ def save_recycle_rule(
     else:
         found = session.get(RecycleRule, rule_id)
         if found is None or found.pool_id != pool_id:
-            raise NotFound(f"rule {rule_id} does not exist")
+            raise NotFound(msg("rule %(id)s does not exist", id=rule_id))
         rule = found
     rule.trigger_kind, rule.active, rule.target_pool_id = trigger, active, target
     session.flush()
@@ -195,7 +195,7 @@ def delete_recycle_rule(session: Session, user: User, pool_id: int, rule_id: int
     _pool_for_editing(session, user, pool_id)
     rule = session.get(RecycleRule, rule_id)
     if rule is None or rule.pool_id != pool_id:
-        raise NotFound(f"rule {rule_id} does not exist")
+        raise NotFound(msg("rule %(id)s does not exist", id=rule_id))
     session.execute(delete(RecycleLimit).where(RecycleLimit.rule_id == rule.id))
     session.delete(rule)
     session.flush()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.directory.models import User
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from crm.quotes.models import PriceBook, PriceBookEntry, Product, Quote
 from crm.quotes.services import create_quote, get_quote, update_draft_quote
 from crm.sales.services import get_opportunity
@@ -138,7 +138,7 @@ def _priced_lines(
             }
         )
     if len(rows) > MAX_LINES:
-        problems["lines"] = f"a quote has at most {MAX_LINES} lines"
+        problems["lines"] = msg("a quote has at most %(MAX_LINES)s lines", MAX_LINES=MAX_LINES)
     return lines
 
 
@@ -157,7 +157,7 @@ def _day(text: str, name: str, problems: dict[str, str]) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        problems[name] = f"'{text}' is not a date (YYYY-MM-DD)"
+        problems[name] = msg("'%(text)s' is not a date (YYYY-MM-DD)", text=text)
         return None
 
 

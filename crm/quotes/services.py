@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from crm.directory.models import User
 from crm.directory.services import actor_for, can_see_owner
-from crm.errors import Conflict, NotFound, fields_error
+from crm.errors import Conflict, NotFound, fields_error, msg
 from crm.quotes.models import QUOTE_STATUSES, Quote, QuoteLine
 from crm.sales.services import get_opportunity
 from engine.instances import start_instance
@@ -87,7 +87,13 @@ def create_quote(
     """Draft a quote for a deal; totals are computed here, never taken from the client."""
     opportunity = get_opportunity(session, user, opportunity_id)
     if opportunity.status != "open":
-        raise Conflict(f"opportunity '{opportunity.name}' is {opportunity.status}")
+        raise Conflict(
+            msg(
+                "opportunity '%(name)s' is %(status)s",
+                name=opportunity.name,
+                status=opportunity.status,
+            )
+        )
     discount, quote_lines, subtotal, total = _priced(lines, discount_pct, payment_days)
     quote = Quote(
         number=f"draft-{now.timestamp()}-{user.id}",
@@ -116,7 +122,7 @@ def create_quote(
 def get_quote(session: Session, user: User, quote_id: int) -> Quote:
     quote = session.get(Quote, quote_id)
     if quote is None or not can_see_owner(session, user, quote.owner_id):
-        raise NotFound(f"quote {quote_id} does not exist")
+        raise NotFound(msg("quote %(id)s does not exist", id=quote_id))
     return quote
 
 
@@ -124,7 +130,13 @@ def submit_quote(session: Session, user: User, quote_id: int, *, now: datetime) 
     """Send a draft quote into its approval process (which may approve it at once)."""
     quote = get_quote(session, user, quote_id)
     if quote.status != "draft":
-        raise Conflict(f"quote {quote.number} is {quote.status}, not a draft")
+        raise Conflict(
+            msg(
+                "quote %(number)s is %(status)s, not a draft",
+                number=quote.number,
+                status=quote.status,
+            )
+        )
     quote.status, quote.submitted_at = "pending", now
     session.flush()
     delivery_days = (quote.delivery_date - now.date()).days if quote.delivery_date else 365
@@ -153,9 +165,9 @@ def set_quote_status(
     """Record the approval process's decision on a quote."""
     quote = session.get(Quote, quote_id)
     if quote is None:
-        raise NotFound(f"quote {quote_id} does not exist")
+        raise NotFound(msg("quote %(id)s does not exist", id=quote_id))
     if status not in QUOTE_STATUSES:
-        raise fields_error(status=f"unknown quote status '{status}'")
+        raise fields_error(status=msg("unknown quote status '%(status)s'", status=status))
     quote.status, quote.decision_comment, quote.decided_at = status, comment or None, now
     return quote
 
@@ -165,7 +177,11 @@ def accept_quote(session: Session, user: User, quote_id: int, *, now: datetime) 
     quote = get_quote(session, user, quote_id)
     if quote.status != "approved":
         raise Conflict(
-            f"quote {quote.number} is {quote.status}; only approved quotes can be accepted"
+            msg(
+                "quote %(number)s is %(status)s; only approved quotes can be accepted",
+                number=quote.number,
+                status=quote.status,
+            )
         )
     quote.status, quote.decided_at = "accepted", now
     return quote
@@ -187,7 +203,13 @@ def update_draft_quote(
     """Replace a draft quote's lines and terms; totals are recomputed here, as on creation."""
     quote = get_quote(session, user, quote_id)
     if quote.status != "draft":
-        raise Conflict(f"quote {quote.number} is {quote.status}; only drafts can be edited")
+        raise Conflict(
+            msg(
+                "quote %(number)s is %(status)s; only drafts can be edited",
+                number=quote.number,
+                status=quote.status,
+            )
+        )
     discount, quote_lines, subtotal, total = _priced(lines, discount_pct, payment_days)
     quote.lines = quote_lines
     quote.discount_pct, quote.subtotal, quote.total = discount, subtotal, total

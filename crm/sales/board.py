@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from crm.directory.models import User
 from crm.directory.services import visible_owner_ids
-from crm.errors import Conflict, fields_error
+from crm.errors import Conflict, fields_error, msg
 from crm.lookups import customer_names, user_names
 from crm.sales.models import PIPELINES, Opportunity
 from crm.sales.services import check_stage_exit, get_opportunity
@@ -102,7 +102,7 @@ def scoped_deals(
 ) -> list[Opportunity]:
     """Return the deals the user may see, optionally of one pipeline and status."""
     if pipeline is not None and pipeline not in PIPELINES:
-        raise fields_error(pipeline=f"must be one of {', '.join(PIPELINES)}")
+        raise fields_error(pipeline=msg("must be one of %(items)s", items=", ".join(PIPELINES)))
     stmt = select(Opportunity).order_by(Opportunity.expected_close, Opportunity.id)
     scope = visible_owner_ids(session, user)
     if scope is not None:
@@ -180,13 +180,23 @@ def move_deal(
     """Move a deal one stage forward or back by completing its open stage task."""
     deal = get_opportunity(session, user, opportunity_id)
     if deal.status != "open":
-        raise Conflict(f"opportunity '{deal.name}' is {deal.status}")
+        raise Conflict(
+            msg("opportunity '%(name)s' is %(status)s", name=deal.name, status=deal.status)
+        )
     task = find_stage_task(session, deal)
     if task is None:
-        raise Conflict(f"opportunity '{deal.name}' has no open stage task to move it with")
+        raise Conflict(
+            msg("opportunity '%(name)s' has no open stage task to move it with", name=deal.name)
+        )
     stage = str(task.properties["stage"])
     if stage not in PIPELINE_STAGES.get(deal.pipeline, ()):
-        raise fields_error(to_stage=f"stage '{stage}' is not on the {deal.pipeline} board")
+        raise fields_error(
+            to_stage=msg(
+                "stage '%(stage)s' is not on the %(pipeline)s board",
+                stage=stage,
+                pipeline=deal.pipeline,
+            )
+        )
     before, after = neighbour_stages(deal.pipeline, stage)
     if to_stage == stage:
         return MoveOutcome(deal, stage, stage, [])
@@ -196,7 +206,11 @@ def move_deal(
         decision = "back"
     else:
         raise fields_error(
-            to_stage=f"'{to_stage}' is not next to '{stage}'; move one stage at a time"
+            to_stage=msg(
+                "'%(to_stage)s' is not next to '%(stage)s'; move one stage at a time",
+                to_stage=to_stage,
+                stage=stage,
+            )
         )
     complete_task_as(session, user, task.id, {DECISION_FIELD: decision}, now=now)
     session.flush()

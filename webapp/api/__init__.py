@@ -9,8 +9,9 @@ from marshmallow import Schema, ValidationError
 
 from crm.directory.models import User
 from crm.directory.tokens import user_for_token
-from crm.errors import Forbidden, InvalidInput
+from crm.errors import Forbidden, InvalidInput, msg
 from engine.db import utcnow
+from webapp.errors import translate
 from webapp.extensions import csrf, db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -24,13 +25,14 @@ def authenticate() -> Any:
         return None
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
-        return jsonify({"error": "send 'Authorization: Bearer <token>'", "fields": {}}), 401
+        message = translate("send 'Authorization: Bearer <token>'")
+        return jsonify({"error": message, "fields": {}}), 401
     try:
         g.api_user = user_for_token(
             db.session, header.removeprefix("Bearer ").strip(), now=utcnow()
         )
     except Forbidden as exc:
-        return jsonify({"error": exc.message, "fields": {}}), 401
+        return jsonify({"error": translate(exc.message), "fields": {}}), 401
     return None
 
 
@@ -50,11 +52,19 @@ def load(schema: Schema) -> dict[str, Any]:
     except ValidationError as exc:
         messages = exc.normalized_messages()
         fields = {k: v if isinstance(v, list) else [str(v)] for k, v in messages.items()}
-        raise InvalidInput(f"please correct: {', '.join(sorted(fields))}", fields) from exc
+        names = ", ".join(sorted(fields))
+        raise InvalidInput(msg("please correct: %(fields)s", fields=names), fields) from exc
 
 
 def dump(schema: Schema, obj: Any, status: int = 200) -> tuple[Response, int]:
     return jsonify(schema.dump(obj)), status
 
 
-from webapp.api import analytics_routes, commission_routes, crm_routes, engine_routes, openapi  # noqa: E402,F401  (register routes)  # noqa: E402,F401
+from webapp.api import (  # noqa: E402,F401  (register routes)
+    analytics_routes,
+    commission_routes,
+    crm_routes,
+    engine_routes,
+    openapi,
+    pool_routes,
+)

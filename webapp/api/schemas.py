@@ -147,3 +147,111 @@ class ReceiptSchema(Schema):
     amount = fields.Decimal(required=True, as_string=True, metadata=MONEY)
     received_on = fields.Date(required=True)
     reference = fields.String(load_default=None, allow_none=True)
+
+
+class LeadSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    company = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    status = fields.String()
+    status_reason = fields.String(allow_none=True)
+    pool_id = fields.Integer(allow_none=True)
+    owner_id = fields.Integer(allow_none=True)
+    customer_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    converted_at = fields.DateTime(allow_none=True)
+    masked = fields.Boolean(metadata={"description": "contact details hidden until claimed"})
+
+
+class NewLeadSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    pool_id = fields.Integer(required=True)
+    company = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    email = fields.Email(load_default=None, allow_none=True)
+    source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+
+
+class AssignSchema(Schema):
+    user_id = fields.Integer(required=True)
+
+
+class CloseLeadSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class ConvertLeadSchema(Schema):
+    customer_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    contact_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    contact_title = fields.String(load_default="", validate=validate.Length(max=200))
+    contact_buying_role = fields.String(
+        required=True,
+        validate=validate.OneOf(["decision_maker", "user", "technical_owner", "coach"]),
+    )
+    opportunity_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    amount = fields.Decimal(required=True, as_string=True, metadata=MONEY)
+    currency = fields.String(load_default="CNY", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    expected_close = fields.Date(required=True)
+    pipeline = fields.String(
+        load_default="new_business", validate=validate.OneOf(["new_business", "renewal"])
+    )
+
+
+class PoolSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    kind = fields.String(metadata={"description": "customer or lead"})
+    territory_id = fields.Integer(allow_none=True)
+    product_line = fields.String(allow_none=True)
+    waiting = fields.Integer(metadata={"description": "unowned customers or leads in the pool"})
+
+
+class PoolContactSchema(Schema):
+    name = fields.String()
+    title = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class PoolCustomerSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    tier = fields.String()
+    industry = fields.String(allow_none=True)
+    territory_id = fields.Integer(allow_none=True)
+    pool_id = fields.Integer(allow_none=True)
+    owner_id = fields.Integer(allow_none=True)
+    masked = fields.Boolean()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    contacts = fields.List(fields.Nested(PoolContactSchema))
+
+
+class ReleaseSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    pool_id = fields.Integer(load_default=None, allow_none=True)
+
+
+class ActivitySchema(Schema):
+    id = fields.Integer(dump_only=True)
+    customer_id = fields.Integer(dump_only=True)
+    opportunity_id = fields.Integer(load_default=None, allow_none=True)
+    user_id = fields.Integer(dump_only=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["call", "visit", "email", "note"]))
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    body = fields.String(load_default=None, allow_none=True)
+    happened_at = fields.DateTime(dump_only=True)
+    next_followup_on = fields.Date(load_default=None, allow_none=True)
+
+
+class DailyReportSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    user_id = fields.Integer(dump_only=True)
+    user_name = fields.String(dump_only=True)
+    day = fields.Date(dump_only=True)
+    summary = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+    plan = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))

@@ -17,6 +17,7 @@ from crm.directory.models import User
 from crm.errors import InvalidInput, fields_error
 from crm.sales.board import weighted_amount
 from engine.db import utcnow
+from webapp.errors import translate, translate_fields
 
 # Labels for the stored codes people see: stages, roles, kinds, statuses.
 LABELS: dict[str, Any] = {
@@ -69,6 +70,15 @@ LABELS: dict[str, Any] = {
     "task_completed": _l("Task completed"),
     "timer_fired": _l("Timer fired"),
     "message_received": _l("Message received"),
+    # Roles, as the lane a task waits in.
+    "rep": _l("Sales rep"),
+    "supervisor": _l("Supervisor"),
+    "manager": _l("Sales manager"),
+    "director": _l("Sales director"),
+    "finance": _l("Finance"),
+    "marketing": _l("Marketing"),
+    "admin": _l("Administrator"),
+    "ops": _l("Operations"),
 }
 
 
@@ -98,8 +108,8 @@ def require_sign_in() -> Any:
 
 
 def field_errors(error: InvalidInput) -> dict[str, list[str]]:
-    fields = dict(error.fields or {})
-    return fields or {"form": [error.message]}
+    """Return the error's messages per field, in the reader's language."""
+    return translate_fields(error.fields) or {"form": [translate(error.message)]}
 
 
 def form_text(name: str, limit: int = 5000) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from webapp.errors import translate
 from webapp.taskforms.values import FieldMessage
 
 
@@ -38,4 +39,7 @@ def describe(message: FieldMessage) -> str:
         "type": lambda: _("Has the wrong kind of value."),
     }
     text = texts.get(message.code)
-    return text() if text else str(params.get("text") or _("This value is not valid."))
+    if text:
+        return text()
+    # The engine's and the JSON Schema validator's own messages (English text).
+    return translate(params.get("text")) or _("This value is not valid.")
