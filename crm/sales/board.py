@@ -80,14 +80,45 @@ class BoardColumn:
 class Board:
     pipeline: str
     columns: list[BoardColumn]
+    stages: tuple[str, ...] = ()
 
     def neighbours(self, stage: str | None) -> tuple[str | None, str | None]:
         """Return the stages before and after `stage` in this pipeline."""
-        return neighbour_stages(self.pipeline, stage)
+        return _neighbours(self.stages, stage)
+
+    @property
+    def last_stage(self) -> str | None:
+        return self.stages[-1] if self.stages else None
 
 
-def neighbour_stages(pipeline: str, stage: str | None) -> tuple[str | None, str | None]:
-    stages = PIPELINE_STAGES.get(pipeline, ())
+def stage_order(session: Session, pipeline: str) -> tuple[str, ...]:
+    """Return the stage keys of the newest deployed version of a pipeline, in order.
+
+    Managers change stages in the stage editor; before any pipeline is deployed the shipped
+    order stands.
+    """
+    from crm.stage_design.pipelines import pipeline_stages  # the designer reads this module
+
+    found = tuple(spec.key for spec in pipeline_stages(session, pipeline))
+    return found or PIPELINE_STAGES.get(pipeline, ())
+
+
+def exit_criteria(task: HumanTask) -> list[str] | None:
+    """Return the exit criteria a stage task carries (stage-editor processes), else None."""
+    listed = (task.properties or {}).get("exit_criteria")
+    if listed is None:
+        return None
+    return [c.strip() for c in str(listed).split(",") if c.strip()]
+
+
+def neighbour_stages(
+    session: Session, pipeline: str, stage: str | None
+) -> tuple[str | None, str | None]:
+    """Return the stages before and after `stage` in the newest version of the pipeline."""
+    return _neighbours(stage_order(session, pipeline), stage)
+
+
+def _neighbours(stages: tuple[str, ...], stage: str | None) -> tuple[str | None, str | None]:
     if stage not in stages:
         return None, None
     at = stages.index(stage)
@@ -125,7 +156,8 @@ def deal_cards(session: Session, deals: list[Opportunity]) -> list[DealCard]:
 def build_board(session: Session, user: User, pipeline: str) -> Board:
     """Return the user's open deals of a pipeline in stage columns, with per-column totals."""
     cards = deal_cards(session, scoped_deals(session, user, pipeline=pipeline))
-    columns = {stage: BoardColumn(stage) for stage in PIPELINE_STAGES[pipeline]}
+    stages = stage_order(session, pipeline)
+    columns = {stage: BoardColumn(stage) for stage in stages}
     waiting = BoardColumn(NOT_STARTED)
     for card in cards:
         stage = card.deal.stage
@@ -135,7 +167,7 @@ def build_board(session: Session, user: User, pipeline: str) -> Board:
             # A stage the process has but this list lacks (a newer process version) still shows.
             columns.setdefault(stage, BoardColumn(stage)).cards.append(card)
     ordered = ([waiting] if waiting.cards else []) + list(columns.values())
-    return Board(pipeline, ordered)
+    return Board(pipeline, ordered, stages)
 
 
 def find_stage_task(session: Session, deal: Opportunity) -> HumanTask | None:
@@ -189,7 +221,11 @@ def move_deal(
             msg("opportunity '%(name)s' has no open stage task to move it with", name=deal.name)
         )
     stage = str(task.properties["stage"])
-    if stage not in PIPELINE_STAGES.get(deal.pipeline, ()):
+    stages = stage_order(session, deal.pipeline)
+    if stage not in stages:
+        # A deal still running on an older version of its pipeline moves by that order.
+        stages = PIPELINE_STAGES.get(deal.pipeline, ())
+    if stage not in stages:
         raise fields_error(
             to_stage=msg(
                 "stage '%(stage)s' is not on the %(pipeline)s board",
@@ -197,7 +233,7 @@ def move_deal(
                 pipeline=deal.pipeline,
             )
         )
-    before, after = neighbour_stages(deal.pipeline, stage)
+    before, after = _neighbours(stages, stage)
     if to_stage == stage:
         return MoveOutcome(deal, stage, stage, [])
     if to_stage == (after or WON):
@@ -216,5 +252,5 @@ def move_deal(
     session.flush()
     missing: list[str] = []
     if decision == "advance" and deal.stage == stage and deal.status == "open":
-        missing = list(check_stage_exit(session, deal.id, stage)["missing"])
+        missing = list(check_stage_exit(session, deal.id, stage, exit_criteria(task))["missing"])
     return MoveOutcome(deal, stage, deal.stage, missing)

@@ -39,7 +39,7 @@ def deal_page(session: Session, user: User, opportunity_id: int) -> DealPage:
     if scope is not None:
         quotes = quotes.where(Quote.owner_id.in_(scope))
     task = find_stage_task(session, deal) if deal.status == "open" else None
-    before, after = neighbour_stages(deal.pipeline, deal.stage)
+    before, after = neighbour_stages(session, deal.pipeline, deal.stage)
     return DealPage(
         deal=deal,
         customer=customer,

@@ -70,6 +70,11 @@ LABELS: dict[str, Any] = {
     "task_completed": _l("Task completed"),
     "timer_fired": _l("Timer fired"),
     "message_received": _l("Message received"),
+    "moved": _l("Token moved"),
+    "migrated": _l("Migrated"),
+    "retried": _l("Retried"),
+    "resumed": _l("Resumed"),
+    "task_reassigned": _l("Task reassigned"),
     # Roles, as the lane a task waits in.
     "rep": _l("Sales rep"),
     "supervisor": _l("Supervisor"),

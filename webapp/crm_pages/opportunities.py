@@ -12,7 +12,6 @@ from crm.csv_export import to_csv
 from crm.errors import InvalidInput
 from crm.sales.board import (
     NOT_STARTED,
-    PIPELINE_STAGES,
     WON,
     build_board,
     deal_cards,
@@ -46,13 +45,14 @@ def _pipeline() -> str:
 @bp.get("/opportunities/board")
 def board() -> Any:
     pipeline = _pipeline()
+    board = build_board(db.session, crm_user(), pipeline)
     return render_template(
         "crm/deals/board.html",
-        board=build_board(db.session, crm_user(), pipeline),
+        board=board,
         pipelines=PIPELINES,
         not_started=NOT_STARTED,
         won=WON,
-        last_stage=PIPELINE_STAGES[pipeline][-1],
+        last_stage=board.last_stage,
     )
 
 

@@ -119,7 +119,8 @@ def test_crm_board_move_reports_missing_exit_criteria(running_pipeline, login_as
     for stage in ("needs_analysis", "proposal"):
         manager.post(move, data={"csrf_token": token, "to_stage": stage})
     assert _stage(in_app, deal_id) == ("proposal", 50)
-    manager.post(move, data={"csrf_token": token, "to_stage": "negotiation"})
+    # The test pipeline ends at proposal: the board offers "won" next, as the deployed process says.
+    manager.post(move, data={"csrf_token": token, "to_stage": "won"})
     assert _stage(in_app, deal_id) == ("proposal", 50)
     page = manager.get("/opportunities/board").get_data(as_text=True)
     assert "stays in Proposal" in page
