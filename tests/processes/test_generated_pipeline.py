@@ -19,6 +19,7 @@ from crm.customers.models import Contact
 from crm.directory.models import Notification
 from crm.directory.services import actor_for
 from crm.quotes.models import Quote
+from crm.sales.board import build_board, move_deal
 from crm.sales.models import Opportunity, StageChange
 from crm.stage_design.pipeline_bpmn import build_pipeline_bpmn
 from crm.stage_design.pipeline_read import read_pipeline_bpmn
@@ -338,6 +339,13 @@ def test_stage_added_by_editor_reaches_new_deals_while_old_ones_finish_on_their_
     assert new.seen()[1:3] == ("technical_review", 35)
     board = [s.key for s in pipeline_stages(session, "new_business")]
     assert board[:4] == ["qualification", "needs_analysis", "technical_review", "proposal"]
+    # The rep's board shows the new column, and the card moves on from it to proposal.
+    columns = [c.stage for c in build_board(session, org["rep"], "new_business").columns]
+    assert columns[:4] == ["qualification", "needs_analysis", "technical_review", "proposal"]
+    moved = move_deal(session, org["rep"], new.opportunity.id, "proposal", now=NOW)
+    assert (moved.from_stage, moved.to_stage, moved.missing) == ("technical_review", "proposal", [])
+    moved = move_deal(session, org["rep"], new.opportunity.id, "technical_review", now=NOW)
+    assert moved.to_stage == "technical_review"
 
     # The old deal goes back and forth on its own version: no technical review for it.
     old.do("back")
@@ -353,4 +361,10 @@ def test_stage_added_by_editor_reaches_new_deals_while_old_ones_finish_on_their_
         .where(StageChange.opportunity_id == new.opportunity.id)
         .order_by(StageChange.id)
     ).all()
-    assert history == ["qualification", "needs_analysis", "technical_review"]
+    assert history == [
+        "qualification",
+        "needs_analysis",
+        "technical_review",
+        "proposal",
+        "technical_review",
+    ]
