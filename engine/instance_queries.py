@@ -2,14 +2,62 @@
 
 The console's list page, its bulk actions and the heatmap all select instances through
 `InstanceFilter`, so a bulk action touches exactly the instances the list shows.
+
+The engine does not know customers or owners: the CRM installs a `SubjectLookup` that turns a
+customer id or an owner's username into the (subject type, subject ids) pairs instances carry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import (
+    ColumnElement,
+    Index,
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
+
+from engine.actor import Actor
+from engine.errors import Forbidden, InvalidInput, NotFound
+from engine.models import (
+    HumanTask,
+    Incident,
+    InstanceTaskState,
+    InstanceTimer,
+    MessageSubscription,
+    ProcessDefinition,
+    ProcessInstance,
+)
+from engine.specs import load_specs
+
+# Open tasks by element: the "waiting at" filter and the heatmap. Declared here because the
+# HumanTask class belongs to the inbox's work in progress; TODO(#6) move it to HumanTask.
+OPEN_TASK_ELEMENT_INDEX = Index(
+    "ix_human_task_open_element",
+    HumanTask.bpmn_id,
+    HumanTask.instance_id,
+    HumanTask.created_at,
+    postgresql_where=text("status = 'open'"),
+    sqlite_where=text("status = 'open'"),
+)
+
+STATUSES = ("running", "waiting", "suspended", "error", "completed", "terminated")
+UNFINISHED = ("running", "waiting", "suspended", "error")
+PAGE_SIZE = 50
+# Counts per status stop at this figure, so a count never scans a million rows.
+COUNT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -22,17 +70,436 @@ class InstanceFilter:
     business_key: str | None = None  # exact, or prefix when it ends with '*'
     customer_id: int | None = None
     owner: str | None = None  # username owning the CRM record the instance serves
-    started_from: datetime | None = None
-    started_to: datetime | None = None
-    updated_from: datetime | None = None
-    updated_to: datetime | None = None
+    started_from: datetime | None = None  # inclusive
+    started_to: datetime | None = None  # exclusive
+    updated_from: datetime | None = None  # inclusive
+    updated_to: datetime | None = None  # exclusive
     waiting_at: str | None = None  # bpmn id of an element with a live (READY/WAITING) task
     in_error: bool = False  # has an open incident
-    idle_days: int | None = None  # not updated for longer than this many days
+    idle_days: int | None = None  # unfinished and not updated for longer than this many days
     instance_ids: tuple[int, ...] = ()  # an explicit selection (checked rows)
 
 
-def matching_ids(session: Session, criteria: InstanceFilter, *, now: datetime,
-                 limit: int = 10_000) -> list[int]:
+# (subject type, ids): the ids are a list or a SELECT of one id column.
+SubjectChoice = tuple[str, Any]
+SubjectLookup = Callable[[Session, str, int | str], list[SubjectChoice]]
+_lookup: list[SubjectLookup | None] = [None]
+
+
+def set_subject_lookup(lookup: SubjectLookup) -> None:
+    """Install the function that resolves ('customer', id) and ('owner', username) to subjects."""
+    _lookup[0] = lookup
+
+
+def require_console_access(actor: Actor) -> None:
+    """Let only ops and admins see process instances across the company."""
+    if not actor.can_repair:
+        raise Forbidden("only ops and admins may see the ops console")
+
+
+def _subjects_in(session: Session, kind: str, key: int | str) -> ColumnElement[bool]:
+    lookup = _lookup[0]
+    if lookup is None:
+        raise InvalidInput(f"the {kind} filter needs the CRM", {kind: ["not available"]})
+    clauses = []
+    for subject_type, ids in lookup(session, kind, key):
+        # Resolved to plain ids first: the planner then reads the subject index per kind
+        # instead of scanning instances against nine subqueries.
+        found = sorted(set(ids if isinstance(ids, list) else session.scalars(ids)))
+        if found:
+            clauses.append(
+                and_(
+                    ProcessInstance.subject_type == subject_type,
+                    ProcessInstance.subject_id.in_(found),
+                )
+            )
+    return or_(*clauses) if clauses else false()
+
+
+def _waiting_at(bpmn_id: str) -> Any:
+    return union_all(
+        select(HumanTask.instance_id).where(
+            HumanTask.bpmn_id == bpmn_id, HumanTask.status == "open"
+        ),
+        select(InstanceTimer.instance_id).where(
+            InstanceTimer.bpmn_id == bpmn_id, InstanceTimer.status == "waiting"
+        ),
+        select(MessageSubscription.instance_id).where(MessageSubscription.bpmn_id == bpmn_id),
+    )
+
+
+def _conditions(
+    session: Session, criteria: InstanceFilter, now: datetime, *, with_status: bool = True
+) -> list[ColumnElement[bool]]:
+    pi, c = ProcessInstance, criteria
+    found: list[ColumnElement[bool]] = []
+    if c.process_id:
+        found.append(pi.process_id == c.process_id)
+    if c.definition_id is not None:
+        found.append(pi.definition_id == c.definition_id)
+    if with_status and c.status:
+        found.append(pi.status == c.status)
+    if c.business_key:
+        if c.business_key.endswith("*"):
+            found.append(pi.business_key.startswith(c.business_key[:-1], autoescape=True))
+        else:
+            found.append(pi.business_key == c.business_key)
+    if c.customer_id is not None:
+        found.append(_subjects_in(session, "customer", c.customer_id))
+    if c.owner:
+        found.append(_subjects_in(session, "owner", c.owner))
+    return found + _progress_conditions(criteria, now)
+
+
+def _progress_conditions(criteria: InstanceFilter, now: datetime) -> list[ColumnElement[bool]]:
+    """Conditions on when an instance started or changed, where it waits and whether it failed."""
+    pi, c = ProcessInstance, criteria
+    found: list[ColumnElement[bool]] = []
+    for column, low, high in (
+        (pi.started_at, c.started_from, c.started_to),
+        (pi.updated_at, c.updated_from, c.updated_to),
+    ):
+        if low is not None:
+            found.append(column >= low)
+        if high is not None:
+            found.append(column < high)
+    if c.waiting_at:
+        found.append(pi.id.in_(_waiting_at(c.waiting_at)))
+    if c.in_error:
+        found.append(pi.id.in_(select(Incident.instance_id).where(Incident.status == "open")))
+    if c.idle_days is not None:
+        found.append(pi.updated_at < now - timedelta(days=c.idle_days))
+        found.append(pi.status.in_(UNFINISHED))
+    if c.instance_ids:
+        found.append(pi.id.in_(sorted(set(c.instance_ids))))
+    return found
+
+
+@dataclass(frozen=True)
+class DefinitionChoice:
+    """One deployed version, as the console's process and version pickers show it."""
+
+    id: int
+    process_id: str
+    name: str
+    version: int
+
+
+def definition_choices(session: Session, actor: Actor) -> list[DefinitionChoice]:
+    """Return every deployed version, by process id and newest version first."""
+    require_console_access(actor)
+    d = ProcessDefinition
+    rows = session.execute(
+        select(d.id, d.process_id, d.name, d.version).order_by(d.process_id, d.version.desc())
+    )
+    return [DefinitionChoice(*row) for row in rows]
+
+
+def definition_diagram(session: Session, actor: Actor, definition_id: int) -> str:
+    """Return the BPMN XML a version was deployed from."""
+    require_console_access(actor)
+    definition = session.get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFound(f"process version {definition_id} does not exist")
+    source = definition.deployment.sources.get(definition.source_file)
+    if not isinstance(source, str):
+        raise NotFound(f"the diagram of process version {definition_id} was not kept")
+    return source
+
+
+def _newest_first(criteria: InstanceFilter) -> Any:
+    """Order by id, descending; with a date range, so that the planner does not walk the
+    primary key backwards hoping to meet rows of that range soon (it meets them late)."""
+    c = criteria
+    if any(v is not None for v in (c.started_from, c.started_to, c.updated_from, c.updated_to)):
+        return (ProcessInstance.id + 0).desc()
+    return ProcessInstance.id.desc()
+
+
+def matching_ids(
+    session: Session, criteria: InstanceFilter, *, now: datetime, limit: int = 10_000
+) -> list[int]:
     """Ids of the instances matching `criteria`, newest first, at most `limit`."""
-    raise NotImplementedError  # implemented with the ops console
+    query = (
+        select(ProcessInstance.id)
+        .where(*_conditions(session, criteria, now))
+        .order_by(_newest_first(criteria))
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def _is_selective(criteria: InstanceFilter) -> bool:
+    """Tell whether the filter starts from a small set: chosen ids, waits, failures, records."""
+    c = criteria
+    return bool(
+        c.instance_ids
+        or c.waiting_at
+        or c.in_error
+        or c.customer_id is not None
+        or c.owner
+        or (c.business_key and not c.business_key.endswith("*"))
+    )
+
+
+def status_counts(
+    session: Session, criteria: InstanceFilter, *, now: datetime, cap: int = COUNT_LIMIT
+) -> dict[str, int]:
+    """Count the matching instances of each status, ignoring the filter's own status.
+
+    A count above `cap` is reported as `cap + 1` (shown as "more than cap"). A filter that
+    starts from a small set is counted in one pass; a broad one per status, each count
+    stopping after `cap + 1` rows, so that no count reads a million rows.
+    """
+    return _counts(session, criteria, _conditions(session, criteria, now, with_status=False), cap)
+
+
+def _counts(
+    session: Session, criteria: InstanceFilter, conditions: list[ColumnElement[bool]], cap: int
+) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    if _is_selective(criteria):
+        rows = session.execute(
+            select(ProcessInstance.status, func.count())
+            .where(*conditions)
+            .group_by(ProcessInstance.status)
+        )
+        for status, count in rows:
+            if status in counts:
+                counts[status] = min(int(count), cap + 1)
+        return counts
+    for status in STATUSES:
+        capped = (
+            select(literal(1))
+            .select_from(ProcessInstance)
+            .where(ProcessInstance.status == status, *conditions)
+            .limit(cap + 1)
+            .subquery()
+        )
+        counts[status] = session.scalar(select(func.count()).select_from(capped)) or 0
+    return counts
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """One line of the instance list."""
+
+    instance: ProcessInstance
+    process_name: str
+    version: int
+    waiting_at: list[str]  # bpmn ids with a live task
+    incident: str | None  # message of the newest open incident
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    rows: list[InstanceRow]
+    counts: dict[str, int]
+    next_before: int | None  # pass as `before` for the next page; None on the last page
+
+
+def list_instances(
+    session: Session,
+    actor: Actor,
+    criteria: InstanceFilter,
+    *,
+    now: datetime,
+    before: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> InstancePage:
+    """Return one page of matching instances, newest first, below id `before` (keyset paging)."""
+    require_console_access(actor)
+    base = _conditions(session, criteria, now, with_status=False)  # resolved once for both
+    conditions = list(base)
+    if criteria.status:
+        conditions.append(ProcessInstance.status == criteria.status)
+    if before is not None:
+        conditions.append(ProcessInstance.id < before)
+    result = session.execute(
+        select(ProcessInstance, ProcessDefinition.name, ProcessDefinition.version)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .where(*conditions)
+        .order_by(_newest_first(criteria))
+        .limit(page_size + 1)
+    ).all()
+    more = len(result) > page_size
+    result = result[:page_size]
+    ids = [row[0].id for row in result]
+    waits = _live_elements(session, ids)
+    incidents = _open_incident_messages(session, ids)
+    rows = [
+        InstanceRow(instance, name, version, waits.get(instance.id, []), incidents.get(instance.id))
+        for instance, name, version in result
+    ]
+    return InstancePage(
+        rows=rows,
+        counts=_counts(session, criteria, base, COUNT_LIMIT),
+        next_before=ids[-1] if more and ids else None,
+    )
+
+
+def _live_elements(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+    if not ids:
+        return {}
+    found: dict[int, set[str]] = {}
+    rows = session.execute(
+        union_all(
+            select(HumanTask.instance_id, HumanTask.bpmn_id).where(
+                HumanTask.instance_id.in_(ids), HumanTask.status == "open"
+            ),
+            select(InstanceTimer.instance_id, InstanceTimer.bpmn_id).where(
+                InstanceTimer.instance_id.in_(ids), InstanceTimer.status == "waiting"
+            ),
+            select(MessageSubscription.instance_id, MessageSubscription.bpmn_id).where(
+                MessageSubscription.instance_id.in_(ids)
+            ),
+        )
+    )
+    for instance_id, bpmn_id in rows:
+        found.setdefault(instance_id, set()).add(bpmn_id)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def _open_incident_messages(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Incident.instance_id, Incident.message)
+        .where(Incident.instance_id.in_(ids), Incident.status == "open")
+        .order_by(Incident.id)
+    )
+    return {instance_id: message for instance_id, message in rows}
+
+
+# ---- element states of one instance, and statistics per element of one definition ----
+
+# SpiffWorkflow's TaskState bits, as stored in each task row's body.
+_READY_OR_WAITING = 8 | 16 | 32  # WAITING, READY, STARTED
+_COMPLETED, _ERROR, _CANCELLED = 64, 128, 256
+ELEMENT_STATES = ("error", "active", "completed", "cancelled")  # strongest first
+
+
+def element_states(session: Session, actor: Actor, instance_id: int) -> dict[str, str]:
+    """Map each bpmn id the instance reached to error, active, completed or cancelled."""
+    require_console_access(actor)
+    states: dict[str, str] = {}
+    bodies = session.scalars(
+        select(InstanceTaskState.body).where(InstanceTaskState.instance_id == instance_id)
+    )
+    for body in bodies:
+        task = json.loads(body)
+        state = _element_state(int(task.get("state", 0)))
+        if state is not None:
+            _keep_strongest(states, str(task.get("task_spec")), state)
+    for bpmn_id in session.scalars(
+        select(Incident.bpmn_id).where(
+            Incident.instance_id == instance_id, Incident.status == "open"
+        )
+    ):
+        if bpmn_id:
+            _keep_strongest(states, bpmn_id, "error")
+    return states
+
+
+def _element_state(state: int) -> str | None:
+    if state & _ERROR:
+        return "error"
+    if state & _READY_OR_WAITING:
+        return "active"
+    if state & _COMPLETED:
+        return "completed"
+    if state & _CANCELLED:
+        return "cancelled"
+    return None  # predicted (FUTURE, LIKELY, MAYBE): not reached
+
+
+def _keep_strongest(states: dict[str, str], bpmn_id: str, state: str) -> None:
+    current = states.get(bpmn_id)
+    if current is None or ELEMENT_STATES.index(state) < ELEMENT_STATES.index(current):
+        states[bpmn_id] = state
+
+
+@dataclass
+class ElementStatistics:
+    """Instances of one definition at one element: how many, and since when on average."""
+
+    bpmn_id: str
+    waiting: int = 0
+    average_wait: timedelta = field(default_factory=timedelta)
+    errors: int = 0
+
+
+def _epoch(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", column)
+    return (func.julianday(column) - 2440587.5) * 86400.0
+
+
+def element_statistics(
+    session: Session, actor: Actor, definition_id: int, *, now: datetime
+) -> list[ElementStatistics]:
+    """Count the instances of one definition waiting or failed at each element.
+
+    Each open task, waiting timer or message subscription counts once (an instance waits at an
+    element once unless the element is a parallel multi-instance task). A human task waits
+    since it opened; a timer or message since it was registered (or, for rows written before
+    that was recorded, since the instance last changed); a failure since its incident.
+    """
+    require_console_access(actor)
+    elements = _element_ids(session, definition_id)
+    # Every live row with its instance and start (None: the instance's last change), then one
+    # join with the version's unfinished instances: live rows belong to those only.
+    rows = union_all(
+        select(
+            literal("wait").label("kind"),
+            HumanTask.instance_id,
+            HumanTask.bpmn_id,
+            HumanTask.created_at.label("since"),
+        ).where(HumanTask.status == "open", HumanTask.bpmn_id.in_(elements)),
+        select(
+            literal("wait"),
+            InstanceTimer.instance_id,
+            InstanceTimer.bpmn_id,
+            InstanceTimer.created_at,
+        ).where(InstanceTimer.status == "waiting", InstanceTimer.bpmn_id.in_(elements)),
+        select(
+            literal("wait"),
+            MessageSubscription.instance_id,
+            MessageSubscription.bpmn_id,
+            MessageSubscription.created_at,
+        ).where(MessageSubscription.bpmn_id.in_(elements)),
+        select(literal("error"), Incident.instance_id, Incident.bpmn_id, Incident.created_at).where(
+            Incident.status == "open", Incident.bpmn_id.in_(elements)
+        ),
+    ).subquery()
+    pi = ProcessInstance
+    since = _epoch(session, func.coalesce(rows.c.since, pi.updated_at))
+    result = session.execute(
+        select(rows.c.kind, rows.c.bpmn_id, func.count(), func.avg(since))
+        .join(pi, pi.id == rows.c.instance_id)
+        .where(pi.definition_id == definition_id, pi.status.in_(UNFINISHED))
+        .group_by(rows.c.kind, rows.c.bpmn_id)
+    )
+    return _combine(result, now)
+
+
+def _element_ids(session: Session, definition_id: int) -> list[str]:
+    """Return the ids of every element of a version and of the processes it calls."""
+    definition = session.get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFound(f"process version {definition_id} does not exist")
+    spec, called = load_specs(definition.spec_hash, lambda: definition.spec_json)
+    # Only rows at these elements can belong to the version: the index reads no others.
+    return sorted({name for each in (spec, *called.values()) for name in each.task_specs})
+
+
+def _combine(rows: Iterable[Any], now: datetime) -> list[ElementStatistics]:
+    stats: dict[str, ElementStatistics] = {}
+    for kind, bpmn_id, count, average_since in rows:
+        entry = stats.setdefault(bpmn_id, ElementStatistics(bpmn_id))
+        if kind == "error":
+            entry.errors = int(count)
+        else:
+            entry.waiting = int(count)
+            entry.average_wait = timedelta(seconds=round(now.timestamp() - float(average_since)))
+    return sorted(stats.values(), key=lambda s: s.bpmn_id)

@@ -236,8 +236,12 @@ def retry_instance(
     *,
     now: datetime,
     data_patch: dict[str, Any] | None = None,
+    replace_data: bool = False,
 ) -> ChangeOutcome:
-    """Run the failed task again, optionally after changing its data; close its incident."""
+    """Run the failed task again, optionally after changing its data; close its incident.
+
+    With `replace_data`, `data_patch` becomes the task's whole data instead of being merged in.
+    """
     _require_repair(actor, "retry instances")
     instance = lock_instance(session, instance_id)
     if instance.status != "error":
@@ -258,15 +262,18 @@ def retry_instance(
         actor.username,
         task_id=incident.task_id if incident else None,
         bpmn_id=incident.bpmn_id if incident else None,
-        detail={"data": data_patch or {}},
+        detail={"data": data_patch or {}, "mode": "replace" if replace_data else "merge"},
     )
 
     def rerun(workflow: BpmnWorkflow) -> None:
         failed = [t for t in _all_tasks(workflow) if t.state == TaskState.ERROR]
         for task in failed:
-            task.data.update(data_patch or {})
+            if replace_data:
+                task.data = deepcopy(data_patch or {})
+            else:
+                task.data.update(data_patch or {})
             task._set_state(TaskState.READY)
-        if not failed and data_patch:
+        if not failed and (data_patch or replace_data):
             raise InvalidInput("there is no failed task to apply the data to")
 
     return apply_change(session, instance, actor, now, rerun)

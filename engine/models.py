@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base
@@ -55,6 +55,21 @@ class ProcessInstance(Base):
     __table_args__ = (
         Index("ix_process_instance_status_updated", "status", "updated_at"),
         Index("ix_process_instance_subject", "subject_type", "subject_id"),
+        # The ops console: its list (newest first within a process, version or status), its
+        # counts per status, and the heatmap's live instances of one version (with updated_at,
+        # the start of waits recorded before waits carried their own).
+        Index("ix_process_instance_process_status", "process_id", "status", "id"),
+        Index(
+            "ix_process_instance_definition_status",
+            "definition_id",
+            "status",
+            "id",
+            postgresql_include=["updated_at"],
+        ),
+        Index("ix_process_instance_status_started", "status", "started_at"),
+        # Status by id without reading the rows: counts per status of instances found through
+        # their tasks, timers or incidents (on SQLite a plain, redundant index on id).
+        Index("ix_process_instance_id_status", "id", postgresql_include=["status"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -138,7 +153,18 @@ class InstanceTimer(Base):
     """A timer event an instance waits on, with the UTC time it is due."""
 
     __tablename__ = "instance_timer"
-    __table_args__ = (Index("ix_instance_timer_status_fire_at", "status", "fire_at"),)
+    __table_args__ = (
+        Index("ix_instance_timer_status_fire_at", "status", "fire_at"),
+        # The ops console: instances waiting at one element, and the heatmap.
+        Index(
+            "ix_instance_timer_waiting_element",
+            "bpmn_id",
+            "instance_id",
+            "created_at",
+            postgresql_where=text("status = 'waiting'"),
+            sqlite_where=text("status = 'waiting'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(
@@ -150,13 +176,19 @@ class InstanceTimer(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When the instance began to wait (None on rows written before this was recorded).
+    created_at: Mapped[datetime | None]
 
 
 class MessageSubscription(Base):
     """An instance waiting for a named message, found by its correlation key."""
 
     __tablename__ = "message_subscription"
-    __table_args__ = (Index("ix_message_subscription_lookup", "message_name", "correlation_key"),)
+    __table_args__ = (
+        Index("ix_message_subscription_lookup", "message_name", "correlation_key"),
+        # The ops console: instances waiting at one element, and the heatmap.
+        Index("ix_message_subscription_element", "bpmn_id", "instance_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(
@@ -166,6 +198,8 @@ class MessageSubscription(Base):
     bpmn_id: Mapped[str] = mapped_column(String(255))
     message_name: Mapped[str] = mapped_column(String(255))
     correlation_key: Mapped[str | None] = mapped_column(String(255))
+    # When the instance began to wait (None on rows written before this was recorded).
+    created_at: Mapped[datetime | None]
 
 
 class InstanceEvent(Base):
@@ -189,6 +223,17 @@ class Incident(Base):
     """A failure of one task: the element, the script line and the message."""
 
     __tablename__ = "incident"
+    # The ops console: "in error" filters and the heatmap's failures (open incidents only).
+    __table_args__ = (
+        Index(
+            "ix_incident_open",
+            "instance_id",
+            "bpmn_id",
+            "created_at",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(

@@ -190,7 +190,7 @@ def apply_change(
         new_tasks = sync_human_tasks(
             session, instance, workflow, live.derived, now, actor.username if actor else None
         )
-        sync_waits(session, instance, workflow, live.derived)
+        sync_waits(session, instance, workflow, live.derived, now)
         if incident is not None:
             instance.status = "error"
         elif instance.status not in ("suspended", "terminated"):

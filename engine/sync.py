@@ -258,7 +258,11 @@ def _waits(
 
 
 def sync_waits(
-    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, rows: DerivedRows
+    session: Session,
+    instance: ProcessInstance,
+    workflow: BpmnWorkflow,
+    rows: DerivedRows,
+    now: datetime | None = None,
 ) -> None:
     """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
     timers, messages = _waits(workflow)
@@ -295,6 +299,7 @@ def sync_waits(
             fire_at=fire_at,
             status="waiting",
             attempts=0,
+            created_at=now,
         )
         for task_id, (bpmn_id, fire_at) in timers.items()
         if task_id not in rows.timers
@@ -318,6 +323,7 @@ def sync_waits(
             bpmn_id=bpmn_id,
             message_name=name,
             correlation_key=instance.business_key,
+            created_at=now,
         )
         for key, (bpmn_id, name) in messages.items()
         if key not in rows.subscriptions

@@ -40,6 +40,6 @@ class Lead(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="new")
     status_reason: Mapped[str | None] = mapped_column(Text)
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     created_at: Mapped[datetime]
     converted_at: Mapped[datetime | None]

@@ -75,6 +75,8 @@ LABELS: dict[str, Any] = {
     "retried": _l("Retried"),
     "resumed": _l("Resumed"),
     "task_reassigned": _l("Task reassigned"),
+    "errored": _l("Failed"),
+    "event_unhandled": _l("Event nobody caught"),
     # Roles, as the lane a task waits in.
     "rep": _l("Sales rep"),
     "supervisor": _l("Supervisor"),
