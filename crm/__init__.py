@@ -4,9 +4,11 @@ Importing this package registers its tables on the shared base, its `crm.*` oper
 the engine, and its lane resolver. Nothing here imports Flask.
 """
 
+from crm import commission as _commission  # noqa: F401,E402  (tables and crm.* operations)
 from crm import operations as _operations  # noqa: F401,E402  (registers crm.* operations)
 from crm import ops_lookup as _ops_lookup  # noqa: F401,E402  (the ops console's lookups)
 from crm.activities import models as _activities  # noqa: F401
+from crm.analytics import models as _analytics  # noqa: F401
 from crm.customers import models as _customers  # noqa: F401
 from crm.designer import models as _designer  # noqa: F401
 from crm.directory import models as _directory  # noqa: F401

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from crm.activities.models import Article
+from crm.commission.plans import PlanInput, save_plan
 from crm.customers.models import BUYING_ROLES, TIERS, Pool
 from crm.customers.services import add_contact, create_customer, create_pool
 from crm.demo_pipeline import work_demo_deals
@@ -135,6 +136,21 @@ def load_demo(
     }
     lead_pool = create_pool(session, "Inbound leads", "lead")
     _catalogue(session)
+    for name, basis, rate, cap, tiers, team in (
+        ("Standard cash plan", "cash", "3", "", "0 0.8\n80 1.0\n100 1.5", company),
+        ("International sales plan", "sales", "2", "50000", "0 1\n100 2", teams["INTL"]),
+    ):
+        plan = PlanInput(
+            name=name,
+            basis=basis,
+            base_rate_pct=rate,
+            valid_from=date(now.year, 1, 1),
+            valid_to=None,
+            cap=cap,
+            tiers=tiers,
+            team_ids=(team.id,),
+        )
+        save_plan(session, users["admin"], None, plan, now=now)
     reps = [u for u in users.values() if "rep" in u.roles]
     made = _customers(session, rng, now, customers, reps, pools, territories)
     leads = _leads(session, rng, now, users["mark"], lead_pool)
@@ -228,7 +244,14 @@ def _leads(session: Session, rng: random.Random, now: datetime, marketer: User, 
         currency="CNY",
         owner_id=marketer.id,
     )
-    session.add(campaign)
+    online = Campaign(
+        name="Online ads Q4",
+        channel="online",
+        cost=Decimal("20000"),
+        currency="CNY",
+        owner_id=marketer.id,
+    )
+    session.add_all([campaign, online])
     session.flush()
     for n in range(30):
         create_lead(
@@ -237,8 +260,8 @@ def _leads(session: Session, rng: random.Random, now: datetime, marketer: User, 
             f"Lead {n + 1}",
             now=now - timedelta(days=rng.randint(0, 20)),
             company=f"Prospect {n + 1} Ltd",
-            source="event",
-            campaign_id=campaign.id,
+            source="online" if n % 3 == 0 else "event",
+            campaign_id=(online if n % 3 == 0 else campaign).id,
             pool_id=pool.id,
             phone=f"+86 10 {rng.randint(10000000, 99999999)}",
         )

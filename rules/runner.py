@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.analytics.snapshots import snapshot_forecasts
 from engine.db import utcnow
 from rules.mail import send_reminder_mail
 from rules.models import RuleRun
@@ -24,6 +25,7 @@ RULES: dict[str, Rule] = {
     "recycle_pools": recycle_pools,
     "allocate_pools": allocate_pools,
     "send_reminder_mail": send_reminder_mail,
+    "snapshot_forecasts": snapshot_forecasts,
 }
 # How often the scheduler runs each rule, in seconds.
 INTERVALS: dict[str, int] = {
@@ -35,6 +37,7 @@ INTERVALS: dict[str, int] = {
     "recycle_pools": 3600,
     "allocate_pools": 3600,
     "send_reminder_mail": 60,
+    "snapshot_forecasts": 3600,  # writes once per week (Monday, UTC); the rest are no-ops
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, Text
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base
@@ -15,6 +15,24 @@ PIPELINES = ("new_business", "renewal")
 
 class Opportunity(Base):
     __tablename__ = "opportunity"
+    __table_args__ = (
+        # Analytics: the forecast reads open deals by close month and won deals by close time,
+        # the funnel closed deals by close time and stale deals by stage (index-only on
+        # PostgreSQL thanks to the included columns).
+        Index(
+            "ix_opportunity_status_expected_close",
+            "status",
+            "expected_close",
+            postgresql_include=["owner_id", "amount", "win_rate_override", "stage_win_rate"],
+        ),
+        Index(
+            "ix_opportunity_status_closed_at",
+            "status",
+            "closed_at",
+            postgresql_include=["owner_id", "amount"],
+        ),
+        Index("ix_opportunity_status_stage_since", "status", "stage", "stage_since"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
@@ -44,6 +62,22 @@ class StageChange(Base):
     """One move of an opportunity into a stage (the source of funnel and dwell-time figures)."""
 
     __tablename__ = "stage_change"
+    # The funnel reads the history of a period, and each deal's first move after it
+    # (index-only on PostgreSQL).
+    __table_args__ = (
+        Index(
+            "ix_stage_change_changed_at",
+            "changed_at",
+            postgresql_include=["opportunity_id", "to_stage", "id"],
+        ),
+        Index(
+            "ix_stage_change_opportunity_changed",
+            "opportunity_id",
+            "changed_at",
+            "id",
+            postgresql_include=["to_stage"],
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(
