@@ -17,14 +17,12 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Index,
     and_,
     false,
     func,
     literal,
     or_,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -41,17 +39,6 @@ from engine.models import (
     ProcessInstance,
 )
 from engine.specs import load_specs
-
-# Open tasks by element: the "waiting at" filter and the heatmap. Declared here because the
-# HumanTask class belongs to the inbox's work in progress; TODO(#6) move it to HumanTask.
-OPEN_TASK_ELEMENT_INDEX = Index(
-    "ix_human_task_open_element",
-    HumanTask.bpmn_id,
-    HumanTask.instance_id,
-    HumanTask.created_at,
-    postgresql_where=text("status = 'open'"),
-    sqlite_where=text("status = 'open'"),
-)
 
 STATUSES = ("running", "waiting", "suspended", "error", "completed", "terminated")
 UNFINISHED = ("running", "waiting", "suspended", "error")

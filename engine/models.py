@@ -120,6 +120,65 @@ class HumanTask(Base):
         Index("ix_human_task_user_status", "candidate_user", "status", "due_at"),
         Index("ix_human_task_team_status", "candidate_team", "status", "due_at"),
         Index("ix_human_task_subject", "subject_type", "subject_id", "status"),
+        # The inbox (docs/inbox-performance.md). The partial ones hold open tasks only: a task
+        # leaves them when it is completed, so they stay as small as the inboxes. The queues'
+        # indexes carry what the inbox reads besides (PostgreSQL only): process and properties
+        # for the filter's choices, the other candidates to count each task in one queue.
+        Index("ix_human_task_completed_by", "completed_by", "status", "completed_at"),
+        Index(
+            "ix_human_task_open_assignee",
+            "assignee",
+            "due_at",
+            "id",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        Index(
+            "ix_human_task_offered_user",
+            "candidate_user",
+            "due_at",
+            "id",
+            postgresql_include=["process_id", "properties"],
+            postgresql_where=text("status = 'open' AND assignee IS NULL"),
+            sqlite_where=text("status = 'open' AND assignee IS NULL"),
+        ),
+        Index(
+            "ix_human_task_offered_role",
+            "candidate_role",
+            "due_at",
+            "id",
+            postgresql_include=["process_id", "properties", "candidate_user"],
+            postgresql_where=text("status = 'open' AND assignee IS NULL"),
+            sqlite_where=text("status = 'open' AND assignee IS NULL"),
+        ),
+        Index(
+            "ix_human_task_offered_team",
+            "candidate_team",
+            "due_at",
+            "id",
+            postgresql_include=["process_id", "properties", "candidate_user", "candidate_role"],
+            postgresql_where=text("status = 'open' AND assignee IS NULL"),
+            sqlite_where=text("status = 'open' AND assignee IS NULL"),
+        ),
+        # The ops console: instances waiting at one element, and the heatmap.
+        Index(
+            "ix_human_task_open_element",
+            "bpmn_id",
+            "instance_id",
+            "created_at",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        Index(
+            "ix_human_task_open_subject",
+            "subject_type",
+            "subject_id",
+            "assignee",
+            "id",
+            postgresql_include=["due_at", "process_id", "properties"],
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

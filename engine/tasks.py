@@ -10,7 +10,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true, union_all
 from sqlalchemy.orm import Session, joinedload
 
 from engine.actor import Actor
@@ -120,7 +120,6 @@ def complete_task(
         task_id=task.task_id,
         detail={"data": data},
     )
-    task.completed_by, task.completed_at = actor.username, now
     return apply_change(session, instance, actor, now, complete)
 
 
@@ -218,13 +217,48 @@ def _offered_to(actor: Actor) -> Any:
     )
 
 
+def offered_ways(actor: Actor) -> list[Any]:
+    """Return one condition per way an unclaimed open task is offered to the actor.
+
+    By name, else to one of the actor's roles, else to one of their teams: the ways do not
+    overlap, and each matches one partial index, so a query per way is an index scan in due-date
+    order where one OR across three columns must read every matching row.
+    """
+    unclaimed = and_(HumanTask.status == "open", HumanTask.assignee.is_(None))
+    ways = [and_(unclaimed, HumanTask.candidate_user == actor.username)]
+    not_by_name = HumanTask.candidate_user.is_distinct_from(actor.username)
+    roles = sorted(actor.roles)
+    if roles:
+        ways.append(and_(unclaimed, HumanTask.candidate_role.in_(roles), not_by_name))
+    if actor.teams:
+        not_by_role = (
+            or_(HumanTask.candidate_role.is_(None), HumanTask.candidate_role.not_in(roles))
+            if roles
+            else true()
+        )
+        ways.append(
+            and_(
+                unclaimed,
+                HumanTask.candidate_team.in_(sorted(actor.teams)),
+                not_by_name,
+                not_by_role,
+            )
+        )
+    return ways
+
+
+def offered_task_ids(actor: Actor) -> Any:
+    """Return the ids of the unclaimed open tasks offered to the actor, as a UNION query."""
+    return union_all(*(select(HumanTask.id).where(way) for way in offered_ways(actor)))
+
+
 def tasks_for(session: Session, actor: Actor, *, limit: int = 50) -> list[HumanTask]:
     """Return the open tasks the actor holds or may claim, most urgent first."""
     return list(
         session.scalars(
             select(HumanTask)
             .where(HumanTask.status == "open", _offered_to(actor))
-            .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+            .order_by(HumanTask.due_at.asc().nulls_last(), HumanTask.id)
             .limit(limit)
         )
     )
@@ -232,11 +266,8 @@ def tasks_for(session: Session, actor: Actor, *, limit: int = 50) -> list[HumanT
 
 def count_tasks_for(session: Session, actor: Actor) -> int:
     """Count the open tasks the actor holds or may claim."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(HumanTask)
-            .where(HumanTask.status == "open", _offered_to(actor))
-        )
-        or 0
+    held = select(func.count()).where(
+        HumanTask.status == "open", HumanTask.assignee == actor.username
     )
+    offered = select(func.count()).select_from(offered_task_ids(actor).subquery())
+    return (session.scalar(held) or 0) + (session.scalar(offered) or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
@@ -117,11 +118,21 @@ def translate(text: Any) -> str:
     found = _(text)
     if found != text:
         return found
+    matched = _match_pattern(text)
+    if matched is not None:
+        msgid, values = matched
+        return _(msgid, **dict(values))
+    return text
+
+
+@lru_cache(maxsize=4096)
+def _match_pattern(text: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """Find which message with values `text` is (the same for every language, so remembered)."""
     for pattern, msgid in _PATTERNS:
         match = pattern.fullmatch(text)
         if match:
-            return _(msgid, **match.groupdict())
-    return text
+            return msgid, tuple(match.groupdict().items())
+    return None
 
 
 def translate_fields(fields: Mapping[str, list[Any]] | None) -> dict[str, list[str]]:

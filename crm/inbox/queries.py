@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, union, union_all
 from sqlalchemy.orm import Session
 
 from crm.customers.models import Customer
@@ -19,6 +19,7 @@ from crm.orders.models import Installment, InvoiceRequest, SalesOrder
 from crm.quotes.models import Quote
 from crm.sales.models import Opportunity
 from engine.models import HumanTask, ProcessDefinition
+from engine.tasks import offered_task_ids, offered_ways
 
 PAGE_SIZE = 50
 TABS = ("mine", "open", "customers", "completed")
@@ -109,27 +110,39 @@ def _about(kind: str, ids: Any) -> ColumnElement[bool]:
     return and_(HumanTask.subject_type == kind, HumanTask.subject_id.in_(ids))
 
 
-def _on_visible_records(scope: set[int] | None) -> ColumnElement[bool]:
-    """Tasks whose subject record has an owner in `scope` (None: any owner)."""
-    clauses = [_about("lead", select(Lead.id).where(owned_by(Lead.owner_id, scope)))]
-    clauses += [
-        _about(kind, select(model.id).where(owned_by(model.owner_id, scope)))
+def _open_tasks_on_visible_records(scope: set[int] | None, username: str) -> list[Any]:
+    """Select the ids of open tasks not held by `username` whose record's owner is in `scope`.
+
+    `scope` None: any owner. One SELECT per kind of record (kinds do not overlap): each starts
+    from the owner's records and finds their tasks through the subject index, where an OR of
+    `IN (subquery)` tests would read every open task.
+    """
+
+    def tasks_about(kind: str, model: Any) -> Any:
+        return select(HumanTask.id).join(
+            model, and_(HumanTask.subject_type == kind, HumanTask.subject_id == model.id)
+        )
+
+    is_open = and_(
+        HumanTask.status == "open",
+        or_(HumanTask.assignee.is_(None), HumanTask.assignee != username),
+    )
+    parts = [tasks_about("lead", Lead).where(is_open, owned_by(Lead.owner_id, scope))]
+    parts += [
+        tasks_about(kind, model).where(is_open, owned_by(model.owner_id, scope))
         for kind, model in OWNED_WITH_CUSTOMER
     ]
-    clauses += [
-        _about(
-            kind,
-            select(model.id)
-            .join(SalesOrder, SalesOrder.id == model.order_id)
-            .where(owned_by(SalesOrder.owner_id, scope)),
-        )
+    parts += [
+        tasks_about(kind, model)
+        .join(SalesOrder, SalesOrder.id == model.order_id)
+        .where(is_open, owned_by(SalesOrder.owner_id, scope))
         for kind, model in ORDER_CHILDREN
     ]
-    clauses.append(
-        _about("customer", select(Customer.id).where(owned_by(Customer.owner_id, scope)))
-    )
-    clauses.append(_about("user", select(User.id).where(owned_by(User.id, scope))))
-    return or_(*clauses)
+    parts += [
+        tasks_about("customer", Customer).where(is_open, owned_by(Customer.owner_id, scope)),
+        tasks_about("user", User).where(is_open, owned_by(User.id, scope)),
+    ]
+    return parts
 
 
 def _about_customer(text: str) -> ColumnElement[bool]:
@@ -159,25 +172,58 @@ def _about_customer(text: str) -> ColumnElement[bool]:
     return or_(*clauses)
 
 
-def _tab_condition(session: Session, user: User, tab: str) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class _Tab:
+    condition: ColumnElement[bool]
+    # The tab's task ids as index-only scans, where counting them is cheaper than the condition.
+    ids: Any = None
+    # SELECTs of task ids whose union is the tab, each served by an index that carries the
+    # due date, process and properties: pages by due date and filter choices come from them.
+    ways: tuple[Any, ...] = ()
+
+
+def _tabs(session: Session, user: User) -> dict[str, _Tab]:
+    """Return what selects the tasks of every tab."""
     actor = actor_for(user)
     is_open = HumanTask.status == "open"
-    if tab == "mine":
-        return and_(is_open, HumanTask.assignee == actor.username)
-    if tab == "open":
-        offered = [HumanTask.candidate_user == actor.username]
-        if actor.roles:
-            offered.append(HumanTask.candidate_role.in_(sorted(actor.roles)))
-        if actor.teams:
-            offered.append(HumanTask.candidate_team.in_(sorted(actor.teams)))
-        return and_(is_open, HumanTask.assignee.is_(None), or_(*offered))
-    if tab == "customers":
-        return and_(
-            is_open,
-            or_(HumanTask.assignee.is_(None), HumanTask.assignee != actor.username),
-            _on_visible_records(visible_owner_ids(session, user)),
-        )
-    return and_(HumanTask.status == "completed", HumanTask.completed_by == actor.username)
+    offered = [HumanTask.candidate_user == actor.username]
+    if actor.roles:
+        offered.append(HumanTask.candidate_role.in_(sorted(actor.roles)))
+    if actor.teams:
+        offered.append(HumanTask.candidate_team.in_(sorted(actor.teams)))
+    on_records = _open_tasks_on_visible_records(visible_owner_ids(session, user), actor.username)
+    return {
+        "mine": _Tab(and_(is_open, HumanTask.assignee == actor.username)),
+        "open": _Tab(
+            and_(is_open, HumanTask.assignee.is_(None), or_(*offered)),
+            offered_task_ids(actor),
+            tuple(select(HumanTask.id).where(way) for way in offered_ways(actor)),
+        ),
+        "customers": _Tab(
+            and_(
+                is_open,
+                or_(HumanTask.assignee.is_(None), HumanTask.assignee != actor.username),
+                HumanTask.id.in_(union_all(*on_records)),
+            ),
+            union_all(*on_records),
+            tuple(on_records),
+        ),
+        "completed": _Tab(
+            and_(HumanTask.status == "completed", HumanTask.completed_by == actor.username)
+        ),
+    }
+
+
+def _counts(session: Session, tabs: dict[str, _Tab]) -> dict[str, int]:
+    """Count every tab in one statement (one subquery each); "open" and "customers" by id."""
+    counts = [
+        select(func.count()).select_from(tab.ids.subquery())
+        if tab.ids is not None
+        else select(func.count()).select_from(HumanTask).where(tab.condition)
+        for tab in tabs.values()
+    ]
+    row = session.execute(select(*(c.scalar_subquery() for c in counts))).one()
+    return {name: count or 0 for name, count in zip(tabs, row, strict=True)}
 
 
 def _day_start(now: datetime, tz: tzinfo) -> datetime:
@@ -195,47 +241,81 @@ def _due_condition(window: str, now: datetime, tz: tzinfo) -> ColumnElement[bool
     return and_(HumanTask.due_at >= start, HumanTask.due_at < start + timedelta(days=1))
 
 
-_ORDER = {
-    "due": (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id),
+_ORDER: dict[str, tuple[Any, ...]] = {
+    # Tasks without a due date come last; said as NULLS LAST, an index on due_at can serve it.
+    "due": (HumanTask.due_at.asc().nulls_last(), HumanTask.id),
     "created": (HumanTask.created_at.desc(), HumanTask.id.desc()),
     "title": (HumanTask.title, HumanTask.id),
 }
+
+
+def _page_by_due(ways: Any, filters: list[Any], page: int) -> Any:
+    """Select the ids on one page, by due date, of the tasks in the union of `ways`.
+
+    The first `page` pages of each way hold the page of their union.
+    """
+    due_order = (HumanTask.due_at.asc().nulls_last(), HumanTask.id)
+    heads = []
+    for way in ways:
+        head = (
+            way.with_only_columns(HumanTask.id, HumanTask.due_at)
+            .where(*filters)
+            .order_by(*due_order)
+            .limit(page * PAGE_SIZE)
+            .subquery()
+        )
+        heads.append(select(head.c.id, head.c.due_at))
+    merged = union(*heads).subquery()
+    return (
+        select(merged.c.id)
+        .order_by(merged.c.due_at.asc().nulls_last(), merged.c.id)
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    )
+
+
+def _choices(tab: _Tab, stage: Any) -> Any:
+    """Select the distinct (process, stage) pairs of the tab's tasks."""
+    if not tab.ways:
+        return select(HumanTask.process_id, stage).where(tab.condition).distinct()
+    # Per way, from its index alone (it carries process and properties).
+    pairs = union_all(
+        *(way.with_only_columns(HumanTask.process_id, stage.label("stage")) for way in tab.ways)
+    ).subquery()
+    return select(pairs.c.process_id, pairs.c.stage).distinct()
 
 
 def inbox_page(
     session: Session, user: User, query: InboxQuery, *, now: datetime, tz: tzinfo = UTC
 ) -> InboxPage:
     """Return one page of the user's inbox with the count of every tab."""
-    counts = {
-        tab: session.scalar(
-            select(func.count()).select_from(HumanTask).where(_tab_condition(session, user, tab))
-        )
-        or 0
-        for tab in TABS
-    }
-    in_tab = _tab_condition(session, user, query.tab)
+    tabs = _tabs(session, user)
+    counts = _counts(session, tabs)
+    tab = tabs[query.tab]
+    in_tab = tab.condition
     stage = HumanTask.properties["stage"].as_string()
-    conditions = [in_tab]
+    filters = []
     if query.process_id:
-        conditions.append(HumanTask.process_id == query.process_id)
+        filters.append(HumanTask.process_id == query.process_id)
     if query.stage:
-        conditions.append(stage == query.stage)
+        filters.append(stage == query.stage)
     if query.customer:
-        conditions.append(_about_customer(query.customer))
+        filters.append(_about_customer(query.customer))
     if query.due:
-        conditions.append(_due_condition(query.due, now, tz))
-    total = session.scalar(select(func.count()).select_from(HumanTask).where(*conditions)) or 0
+        filters.append(_due_condition(query.due, now, tz))
+    conditions = [in_tab, *filters]
+    if not filters:  # the tab's count is the total
+        total = counts[query.tab]
+    else:
+        total = session.scalar(select(func.count()).select_from(HumanTask).where(*conditions)) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     query = replace(query, page=min(query.page, pages))
-    tasks = list(
-        session.scalars(
-            select(HumanTask)
-            .where(*conditions)
-            .order_by(*_ORDER[query.sort])
-            .offset((query.page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE)
-        )
-    )
+    page_of = select(HumanTask).order_by(*_ORDER[query.sort])
+    if tab.ways and query.sort == "due":
+        page_of = page_of.where(HumanTask.id.in_(_page_by_due(tab.ways, filters, query.page)))
+    else:
+        page_of = page_of.where(*conditions).offset((query.page - 1) * PAGE_SIZE)
+    tasks = list(session.scalars(page_of.limit(PAGE_SIZE)))
     names = _subject_names(session, tasks)
     today_end = _day_start(now, tz) + timedelta(days=1)
     rows = [
@@ -247,8 +327,10 @@ def inbox_page(
         )
         for t in tasks
     ]
-    process_ids = set(session.scalars(select(HumanTask.process_id).where(in_tab).distinct()))
-    stages = session.scalars(select(stage).where(in_tab, stage.is_not(None)).distinct())
+    # The filter's choices: the processes and stages of every task in the tab, in one pass.
+    choices = session.execute(_choices(tab, stage)).all()
+    process_ids = {process_id for process_id, _ in choices}
+    stages = {s for _, s in choices if s}
     return InboxPage(
         query=query,
         rows=rows,

@@ -101,6 +101,8 @@ def require_design_editor(session: Session, user: User, kind: str, key: str) -> 
 
 def may_use_designer(session: Session, user: User) -> bool:
     """Tell whether the user may edit at least one design (for the navigation link)."""
+    if "admin" not in user.roles and not user.roles & DESIGNER_ROLES:
+        return False  # reps and the like: no query on every page
     return any(entry.editable for entry in list_designs(session, user))
 
 

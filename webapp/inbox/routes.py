@@ -76,6 +76,8 @@ def render_inbox(query: InboxQuery, status: int = 200) -> Response:
         "team": reassign_choices(db.session, user) if manage else [],
         "me": user.username,
         "partial": is_htmx(),
+        # The navigation's badge counts the same tasks as these two tabs: no second query.
+        "open_task_count": lambda: page.counts["mine"] + page.counts["open"],
     }
     template = "inbox/_panel.html" if is_htmx() else "inbox/index.html"
     response = make_response(render_template(template, **context), status)
