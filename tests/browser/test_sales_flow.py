@@ -201,8 +201,8 @@ def test_browser_rep_sells_and_manager_approves(live_app, page, browser):
     page.wait_for_selector("text=我的任务")
     assert page.text_content("h1.inbox-title").strip() == "待办"
     screenshot(page, "zh-inbox")
-    # Task titles and form fields come from the process and its JSON schema, in English.
-    page.get_by_role("link", name="Needs analysis").click()
+    # Task titles (from the process) are translated too.
+    page.get_by_role("link", name="需求分析").click()
     page.wait_for_url(re.compile(r"/tasks/\d+$"))
     assert "返回待办" in page.text_content("main")
     assert "阶段" in page.text_content(".task-meta")
