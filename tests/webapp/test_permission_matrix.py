@@ -17,9 +17,11 @@ The whole cross product (about 1,300 requests) runs on SQLite in 30-70 seconds o
 2-core machine. PostgreSQL is several times slower per request here (the full product took
 nearly three minutes), so there only a slice runs: the owner on every route, and the other
 team's manager guessing ids and reading lists. The permission checks are the same Python code on
-both databases; only the scope queries differ, and the slice runs each of them. Two refusals are not 403/404 on purpose: claiming a customer someone owns is a 409
-(a rep who lost a claim race must learn that), without the customer's name; and the inbox's claim
-button answers every refusal with a redirect and a message, which the test reads for leaks.
+both databases; only the scope queries differ, and the slice runs each of them.
+
+Two refusals are not 403/404 on purpose: claiming a customer someone owns is a 409 (a rep who
+lost a claim race must learn that), without the customer's name; and the inbox's claim button
+answers every refusal with a redirect and a message, which the test reads for leaks.
 """
 
 from __future__ import annotations
