@@ -18,7 +18,13 @@ __all__ = ["ROOT", "create_app", "db"]
 LANGUAGES = ("en", "zh_CN")
 # One Chinese catalogue per area (translations/zh/LC_MESSAGES/<domain>.po), merged at run time.
 TRANSLATION_DOMAINS = (
-    "messages", "designer", "stagedesign", "ops", "opsactions", "analytics", "commission"
+    "messages",
+    "designer",
+    "stagedesign",
+    "ops",
+    "opsactions",
+    "analytics",
+    "commission",
 )
 
 
