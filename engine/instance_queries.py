@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from engine.actor import Actor
 from engine.errors import Forbidden, InvalidInput, NotFound
@@ -101,6 +101,28 @@ def _subjects_in(session: Session, kind: str, key: int | str) -> ColumnElement[b
                 )
             )
     return or_(*clauses) if clauses else false()
+
+
+def _waiting_exists(bpmn_id: str) -> ColumnElement[bool]:
+    """The same condition per instance: cheap for a page of the newest, which stops early."""
+    pi = ProcessInstance
+    return or_(
+        select(HumanTask.id)
+        .where(
+            HumanTask.instance_id == pi.id, HumanTask.bpmn_id == bpmn_id, HumanTask.status == "open"
+        )
+        .exists(),
+        select(InstanceTimer.id)
+        .where(
+            InstanceTimer.instance_id == pi.id,
+            InstanceTimer.bpmn_id == bpmn_id,
+            InstanceTimer.status == "waiting",
+        )
+        .exists(),
+        select(MessageSubscription.id)
+        .where(MessageSubscription.instance_id == pi.id, MessageSubscription.bpmn_id == bpmn_id)
+        .exists(),
+    )
 
 
 def _waiting_at(bpmn_id: str) -> Any:
@@ -231,11 +253,12 @@ def _is_selective(criteria: InstanceFilter) -> bool:
 
 def status_counts(
     session: Session, criteria: InstanceFilter, *, now: datetime, cap: int = COUNT_LIMIT
-) -> dict[str, int]:
+) -> dict[str, int | None]:
     """Count the matching instances of each status, ignoring the filter's own status.
 
     A count above `cap` is reported as `cap + 1` (shown as "more than cap"). A filter that
-    starts from a small set is counted in one pass; a broad one per status, each count
+    starts from a small set is counted in one pass over at most `cap + 1` matches; when more
+    match, every status is None (unknown). A broad filter is counted per status, each count
     stopping after `cap + 1` rows, so that no count reads a million rows.
     """
     return _counts(session, criteria, _conditions(session, criteria, now, with_status=False), cap)
@@ -243,17 +266,21 @@ def status_counts(
 
 def _counts(
     session: Session, criteria: InstanceFilter, conditions: list[ColumnElement[bool]], cap: int
-) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
+) -> dict[str, int | None]:
+    counts: dict[str, int | None] = dict.fromkeys(STATUSES, 0)
     if _is_selective(criteria):
+        # Read at most cap + 1 of the matches. When more match (tens of thousands waiting at one
+        # busy element), counting each status exactly would visit every one of them, so the
+        # counts are unknown (None) and the page says "more than cap" in all.
+        sample = select(ProcessInstance.status).where(*conditions).limit(cap + 1).subquery()
         rows = session.execute(
-            select(ProcessInstance.status, func.count())
-            .where(*conditions)
-            .group_by(ProcessInstance.status)
-        )
+            select(sample.c.status, func.count()).group_by(sample.c.status)
+        ).all()
+        if sum(int(count) for _, count in rows) > cap:
+            return dict.fromkeys(STATUSES, None)
         for status, count in rows:
             if status in counts:
-                counts[status] = min(int(count), cap + 1)
+                counts[status] = int(count)
         return counts
     for status in STATUSES:
         capped = (
@@ -281,7 +308,7 @@ class InstanceRow:
 @dataclass(frozen=True)
 class InstancePage:
     rows: list[InstanceRow]
-    counts: dict[str, int]
+    counts: dict[str, int | None]  # None: more than COUNT_LIMIT match, not counted per status
     next_before: int | None  # pass as `before` for the next page; None on the last page
 
 
@@ -298,12 +325,18 @@ def list_instances(
     require_console_access(actor)
     base = _conditions(session, criteria, now, with_status=False)  # resolved once for both
     conditions = list(base)
+    if criteria.waiting_at:
+        # The page wants the newest few: test each instance (stops after a page) instead of
+        # collecting every instance that waits there first, as the counts must.
+        waiting = _conditions(session, replace(criteria, waiting_at=None), now, with_status=False)
+        conditions = [*waiting, _waiting_exists(criteria.waiting_at)]
     if criteria.status:
         conditions.append(ProcessInstance.status == criteria.status)
     if before is not None:
         conditions.append(ProcessInstance.id < before)
     result = session.execute(
         select(ProcessInstance, ProcessDefinition.name, ProcessDefinition.version)
+        .options(defer(ProcessInstance.state))  # the stored workflow: not shown in a list
         .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
         .where(*conditions)
         .order_by(_newest_first(criteria))
