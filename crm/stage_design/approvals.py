@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.designer.workspace import Workspace
 from crm.directory.models import User
 from crm.directory.services import can_see_owner
 from crm.errors import fields_error
@@ -27,7 +28,6 @@ from crm.stage_design.approval_dmn import (
 from crm.stage_design.models import APPROVAL_TABLE
 from crm.stage_design.services import (
     APPROVAL_TABLES,
-    DesignFiles,
     check_comment,
     collect_problems,
     deploy_design,
@@ -48,7 +48,7 @@ PROBES: dict[str, tuple[float, ...]] = {
 
 
 def load_approval_table(
-    session: Session, user: User, decision_id: str, *, files: DesignFiles
+    session: Session, user: User, decision_id: str, *, files: Workspace
 ) -> tuple[ApprovalTable, bytes, int | None]:
     """Return the table as the newest quote approval version runs it, its DMN, and that version."""
     require_design_editor(session, user, APPROVAL_TABLE, decision_id)
@@ -99,7 +99,7 @@ def preview_approval_table(
     decision_id: str,
     rows: list[ApprovalRow],
     *,
-    files: DesignFiles,
+    files: Workspace,
     now: datetime,
 ) -> ApprovalPreview:
     """Evaluate the new rows against every pending quote and a grid of probe values.
@@ -165,7 +165,7 @@ def save_approval_table(
     rows: list[ApprovalRow],
     comment: str,
     *,
-    files: DesignFiles,
+    files: Workspace,
     now: datetime,
 ) -> SavedTable:
     """Write the rows into the DMN (ids kept) and deploy it with the process that runs it.

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from crm.designer.workspace import Workspace
 from crm.directory.models import User
 from crm.directory.services import visible_owner_ids
 from crm.errors import fields_error
@@ -22,7 +23,6 @@ from crm.stage_design.models import PIPELINE
 from crm.stage_design.pipeline_bpmn import build_pipeline_bpmn, foreign_elements
 from crm.stage_design.pipeline_read import read_pipeline_bpmn
 from crm.stage_design.services import (
-    DesignFiles,
     check_comment,
     collect_problems,
     deploy_design,
@@ -41,7 +41,7 @@ def pipeline_file(key: str) -> str:
 
 
 def load_pipeline(
-    session: Session, user: User, key: str, *, files: DesignFiles
+    session: Session, user: User, key: str, *, files: Workspace
 ) -> tuple[PipelineSpec, int | None]:
     """Return the stages of the newest version of a pipeline, and that version's number."""
     require_design_editor(session, user, PIPELINE, key)
@@ -136,7 +136,7 @@ class PipelinePreview:
 
 
 def preview_pipeline(
-    session: Session, user: User, key: str, stages: list[StageSpec], *, files: DesignFiles
+    session: Session, user: User, key: str, stages: list[StageSpec], *, files: Workspace
 ) -> PipelinePreview:
     """Check a new stage list and tell how open opportunities of this pipeline are affected.
 
@@ -219,7 +219,7 @@ def save_pipeline(
     stages: list[StageSpec],
     comment: str,
     *,
-    files: DesignFiles,
+    files: Workspace,
     now: datetime,
 ) -> SavedPipeline:
     """Generate the pipeline's BPMN from the stages and deploy it as a new version.

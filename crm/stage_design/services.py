@@ -7,17 +7,15 @@ no owner is admin-only.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.designer.workspace import Workspace, write_file
 from crm.directory.models import Team, User
 from crm.directory.services import team_subtree
 from crm.errors import Forbidden, InvalidInput, NotFound, fields_error
@@ -25,9 +23,7 @@ from crm.sales.models import PIPELINES
 from crm.stage_design.models import DESIGN_KINDS, PIPELINE, DesignChange, DesignOwner
 from engine.deploy import (
     DeployResult,
-    collect_files,
     deploy_files,
-    folder_form_loader,
     latest_definition,
 )
 
@@ -35,14 +31,6 @@ DESIGNER_ROLES = frozenset({"manager", "supervisor", "director"})
 # Approval tables the editor knows: decision id -> (DMN file, the process that runs it).
 APPROVAL_TABLES = {"quote_approval_chain": ("quote_approval_chain.dmn", "quote_approval")}
 MAX_COMMENT = 500
-
-
-@dataclass(frozen=True)
-class DesignFiles:
-    """Where the deployable files live (app config PROCESSES_DIR and FORMS_DIR)."""
-
-    processes_dir: Path
-    forms_dir: Path
 
 
 @dataclass(frozen=True)
@@ -204,7 +192,7 @@ def collect_problems(check: Callable[[], None], comment: Callable[[], str]) -> s
 
 
 def deployed_source(
-    session: Session, process_id: str, filename: str, files: DesignFiles
+    session: Session, process_id: str, filename: str, files: Workspace
 ) -> tuple[bytes, int | None]:
     """Return a file as the newest version of `process_id` was deployed with it, and that version.
 
@@ -227,7 +215,7 @@ def deploy_design(
     filename: str,
     content: bytes,
     *,
-    files: DesignFiles,
+    files: Workspace,
     comment: str,
     now: datetime,
 ) -> DeployResult:
@@ -237,29 +225,16 @@ def deploy_design(
     one (lead_to_cash calls the pipelines) get a new version too.
     :raises DeployRejected: with every problem; nothing is stored or written.
     """
-    bundle = collect_files([files.processes_dir])
-    bundle[filename] = content
     result = deploy_files(
         session,
         user.username,
-        bundle,
-        load_form=folder_form_loader(files.forms_dir),
+        {**files.working_set(), filename: content},
+        load_form=files.form_loader(),
         now=now,
         comment=comment,
     )
-    _write_atomically(files.processes_dir / filename, content)
+    write_file(files.processes_dir / filename, content)
     return result
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def record_change(

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
+from crm.designer.workspace import Workspace
 from crm.errors import Forbidden, InvalidInput
 from crm.quotes.models import Quote
 from crm.sales.services import check_stage_exit
@@ -26,7 +27,6 @@ from crm.stage_design.pipeline_bpmn import build_pipeline_bpmn, foreign_elements
 from crm.stage_design.pipeline_read import read_pipeline_bpmn
 from crm.stage_design.pipelines import preview_pipeline
 from crm.stage_design.services import (
-    DesignFiles,
     can_edit_design,
     design_history,
     list_designs,
@@ -282,7 +282,7 @@ def test_check_rows_names_row_and_column():
 def files(tmp_path):
     folder = tmp_path / "processes"
     shutil.copytree(PROCESSES, folder, ignore=shutil.ignore_patterns("commission*"))
-    return DesignFiles(folder, FORMS)
+    return Workspace(folder, FORMS)
 
 
 @pytest.fixture

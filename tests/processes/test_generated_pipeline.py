@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from crm.customers.models import Contact
+from crm.designer.workspace import Workspace
 from crm.directory.models import Notification
 from crm.directory.services import actor_for
 from crm.quotes.models import Quote
@@ -24,7 +25,6 @@ from crm.sales.models import Opportunity, StageChange
 from crm.stage_design.pipeline_bpmn import build_pipeline_bpmn
 from crm.stage_design.pipeline_read import read_pipeline_bpmn
 from crm.stage_design.pipelines import load_pipeline, pipeline_stages, save_pipeline
-from crm.stage_design.services import DesignFiles
 from crm.stage_design.stages import StageSpec
 from engine.deploy import collect_files, deploy_files, folder_form_loader
 from engine.instances import fire_instance_timers, start_instance
@@ -302,7 +302,7 @@ def test_stage_added_by_editor_reaches_new_deals_while_old_ones_finish_on_their_
 ):
     folder = shipped_dir
     deploy_dir(folder)
-    files = DesignFiles(folder, FORMS)
+    files = Workspace(folder, FORMS)
     old = Deal(session, org, make_customer, "new_business", ready=True)
     old.do("advance")
     old.do("advance")

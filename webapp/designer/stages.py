@@ -19,6 +19,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 import crm.stage_design  # noqa: F401  (registers the design tables until crm/__init__ does)
+from crm.designer.workspace import Workspace
 from crm.directory.models import Team
 from crm.errors import InvalidInput
 from crm.stage_design.approval_dmn import ApprovalRow, ApprovalTable
@@ -35,7 +36,6 @@ from crm.stage_design.pipelines import (
     save_pipeline,
 )
 from crm.stage_design.services import (
-    DesignFiles,
     design_history,
     list_designs,
     may_use_designer,
@@ -67,8 +67,8 @@ def _signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-def _files() -> DesignFiles:
-    return DesignFiles(
+def _files() -> Workspace:
+    return Workspace(
         Path(current_app.config["PROCESSES_DIR"]), Path(current_app.config["FORMS_DIR"])
     )
 
