@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm.customers.models import Pool
@@ -21,7 +21,7 @@ from crm.errors import Conflict, Forbidden, NotFound, fields_error, msg
 from crm.leads.models import LEAD_STATUSES, Lead
 from crm.leads.services import assign_lead, create_lead, get_lead
 from crm.pool.allocation import ALLOCATING_ROLES
-from crm.pool.services import CLAIMING_ROLES, mask_email, mask_phone
+from crm.pool.services import CLAIMING_ROLES, mask_email, mask_phone, pools_with_waiting
 from crm.work import complete_task_as
 from engine.models import HumanTask
 
@@ -113,19 +113,9 @@ def list_pool_leads(session: Session, pool_id: int, *, limit: int = 100) -> list
 
 def list_lead_pools(session: Session) -> list[tuple[Pool, int]]:
     """Return the lead pools with how many leads wait in each."""
-    waiting = (
-        select(Lead.pool_id, func.count().label("n"))
-        .where(Lead.owner_id.is_(None), Lead.status.in_(OPEN_STATUSES))
-        .group_by(Lead.pool_id)
-        .subquery()
+    return pools_with_waiting(
+        session, "lead", Lead.pool_id, Lead.owner_id.is_(None), Lead.status.in_(OPEN_STATUSES)
     )
-    rows = session.execute(
-        select(Pool, func.coalesce(waiting.c.n, 0))
-        .outerjoin(waiting, waiting.c.pool_id == Pool.id)
-        .where(Pool.kind == "lead")
-        .order_by(Pool.name)
-    ).all()
-    return [(pool, int(n)) for pool, n in rows]
 
 
 def capture_lead(

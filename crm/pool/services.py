@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
@@ -350,21 +351,31 @@ def territory_pool_id(session: Session, territory_id: int | None) -> int | None:
     )
 
 
-def list_customer_pools(session: Session) -> list[tuple[Pool, int]]:
-    """Return the customer pools with how many customers wait in each."""
-    waiting = (
-        select(Customer.pool_id, func.count().label("n"))
-        .where(Customer.owner_id.is_(None))
-        .group_by(Customer.pool_id)
+def pools_with_waiting(
+    session: Session, kind: str, pool_id: Any, *waiting: ColumnElement[bool]
+) -> list[tuple[Pool, int]]:
+    """Return the pools of `kind` by name, each with how many records wait in it.
+
+    `pool_id` is the records' pool column; `waiting` says which of them are waiting.
+    """
+    counts = (
+        select(pool_id.label("pool_id"), func.count().label("n"))
+        .where(*waiting)
+        .group_by(pool_id)
         .subquery()
     )
     rows = session.execute(
-        select(Pool, func.coalesce(waiting.c.n, 0))
-        .outerjoin(waiting, waiting.c.pool_id == Pool.id)
-        .where(Pool.kind == "customer")
+        select(Pool, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.pool_id == Pool.id)
+        .where(Pool.kind == kind)
         .order_by(Pool.name)
     ).all()
     return [(pool, int(n)) for pool, n in rows]
+
+
+def list_customer_pools(session: Session) -> list[tuple[Pool, int]]:
+    """Return the customer pools with how many customers wait in each."""
+    return pools_with_waiting(session, "customer", Customer.pool_id, Customer.owner_id.is_(None))
 
 
 def customers_held_by(session: Session, user: User, *, limit: int = 200) -> list[Customer]:
