@@ -23,7 +23,8 @@ from crm.orders.models import Installment, InvoiceRequest, SalesOrder
 from crm.quotes.models import Quote
 from crm.sales.models import Opportunity
 from engine.actor import Actor
-from engine.instance_queries import SubjectChoice, element_states, set_subject_lookup
+from engine.instance_elements import element_states
+from engine.instance_queries import SubjectChoice, set_subject_lookup
 from engine.instances import get_instance
 from engine.models import (
     HumanTask,

@@ -17,10 +17,9 @@ from crm.sales.models import Opportunity
 from engine.actor import Actor
 from engine.deploy import deploy_files, folder_form_loader
 from engine.errors import Forbidden
+from engine.instance_elements import element_states, element_statistics
 from engine.instance_queries import (
     InstanceFilter,
-    element_states,
-    element_statistics,
     list_instances,
     matching_ids,
     status_counts,

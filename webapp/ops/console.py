@@ -18,13 +18,13 @@ from crm.directory.services import actor_for
 from crm.ops_lookup import instance_overview, subject_labels
 from engine.actor import Actor
 from engine.errors import InvalidInput
+from engine.instance_elements import element_statistics
 from engine.instance_queries import (
     COUNT_LIMIT,
     STATUSES,
     InstanceFilter,
     definition_choices,
     definition_diagram,
-    element_statistics,
     list_instances,
     require_console_access,
 )
