@@ -1,23 +1,21 @@
 """Analytics pages: funnel and stage dwell, forecast (commit, adjustments, accuracy), targets and
-the dashboard that combines them. Every table downloads as CSV with `?format=csv&table=...`."""
+the dashboard that combines them. Every table downloads as CSV with `?format=csv&table=...`;
+the tables and charts themselves are built in `webapp.analytics.tables`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import format_date, format_datetime, format_decimal
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
 import crm.analytics  # noqa: F401  (registers the analytics tables until crm/__init__ does)
 from crm.analytics.choices import filter_choices
 from crm.analytics.forecast import (
-    Forecast,
     adjust_forecast,
     adjustable_ids,
     build_forecast,
@@ -25,24 +23,31 @@ from crm.analytics.forecast import (
     parse_month,
     set_forecast_entry,
 )
-from crm.analytics.funnel import Funnel, build_funnel
+from crm.analytics.funnel import build_funnel
 from crm.analytics.periods import add_months, quarter_start
 from crm.analytics.scope import DealFilter, require_analytics
-from crm.analytics.snapshots import Accuracy, forecast_accuracy
-from crm.csv_export import to_csv
+from crm.analytics.snapshots import forecast_accuracy
 from crm.errors import InvalidInput, fields_error
 from crm.sales.models import PIPELINES
-from crm.targets.listing import TargetRow, list_targets
+from crm.targets.listing import list_targets
 from crm.targets.models import METRICS, PERIOD_KINDS, SCOPE_KINDS
 from crm.targets.services import TargetKey, can_set_target, delete_target, set_target
 from webapp.analytics import bp
+from webapp.analytics.tables import (
+    csv_response,
+    forecast_charts,
+    forecast_tables,
+    funnel_charts,
+    funnel_tables,
+    table_csv,
+    target_label,
+    target_table,
+)
 from webapp.crm_pages.common import (
     crm_user,
-    csv_download,
     field_errors,
     form_date,
     form_int,
-    label,
     page_number,
     request_now,
     require_sign_in,
@@ -52,24 +57,6 @@ from webapp.extensions import db
 bp.before_request(require_sign_in)
 
 REPS_PER_PAGE = 50  # rows of the per-rep tables on a page; the CSV has everyone
-
-# Words for the target codes (the shared LABELS cover stages, outcomes and pipelines).
-TARGET_LABELS = {
-    "sales": _l("Sales"),
-    "cash": _l("Collected cash"),
-    "year": _l("Year"),
-    "quarter": _l("Quarter"),
-    "month": _l("Month"),
-    "company": _l("Company"),
-    "territory": _l("Territory"),
-    "team": _l("Team"),
-    "user": _l("Rep"),
-}
-
-
-def target_label(code: str) -> str:
-    found = TARGET_LABELS.get(code)
-    return str(found) if found is not None else label(code)
 
 
 @bp.context_processor
@@ -119,297 +106,9 @@ def months_of(values: MultiDict[str, str], flt: DealFilter) -> list[date]:
     return forecast_months(first.replace(day=1), form_int(values, "months") or 3)
 
 
-def _csv(name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
-    return csv_download(to_csv(header, rows), f"{name}.csv")
-
-
-def _pct(value: Any) -> Any:
-    return "" if value is None else value
-
-
-# --- tables: (header, rows) shared by the pages and their CSV downloads ---------------------
-
-
-def funnel_tables(funnel: Funnel) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    stages = (
-        [
-            _("Stage"),
-            _("Entered"),
-            _("Amount"),
-            _("Moved on"),
-            _("Conversion %"),
-            _("Configured win rate %"),
-            _("Observed win rate %"),
-            _("Won"),
-            _("Lost"),
-            _("Stays"),
-            _("Average days"),
-            _("Median days"),
-            _("Max days"),
-            _("Stale now"),
-        ],
-        [
-            [
-                label(s.stage),
-                s.entered,
-                s.amount,
-                s.advanced,
-                _pct(s.conversion),
-                _pct(s.configured_win_rate),
-                _pct(s.observed_win_rate),
-                s.won,
-                s.lost,
-                s.stays,
-                _pct(s.avg_days),
-                _pct(s.median_days),
-                _pct(s.max_days),
-                s.stale,
-            ]
-            for s in funnel.stages
-        ],
-    )
-    reasons = (
-        [_("Outcome"), _("Reason"), _("Deals"), _("Amount")],
-        [[label(r.outcome), r.reason, r.count, r.amount] for r in funnel.reasons],
-    )
-    stale = (
-        [_("Deal"), _("Owner"), _("Stage"), _("In stage since"), _("Days in stage"), _("Max days")],
-        [
-            [d.name, d.owner, label(d.stage), d.stage_since, d.days_in_stage, d.max_days]
-            for d in funnel.stale_deals
-        ],
-    )
-    return {"stages": stages, "reasons": reasons, "stale": stale}
-
-
-def forecast_tables(
-    forecast: Forecast, accuracy: Accuracy, shown: set[int] | None = None
-) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Return the forecast's tables; `shown` limits the per-rep tables to some reps."""
-    totals = (
-        [
-            _("Month"),
-            _("Won"),
-            _("Weighted pipeline"),
-            _("Commit (reps)"),
-            _("Commit (adjusted)"),
-            _("Best case"),
-            _("Target"),
-            _("Attainment %"),
-        ],
-        [
-            [
-                m.strftime("%Y-%m"),
-                t.won,
-                t.weighted,
-                t.commit,
-                t.adjusted_commit,
-                t.best_case,
-                _pct(t.target),
-                _pct(t.attainment),
-            ]
-            for m, t in forecast.totals.items()
-        ],
-    )
-    reps = (
-        [
-            _("Rep"),
-            _("Team"),
-            _("Month"),
-            _("Won"),
-            _("Weighted pipeline"),
-            _("Commit"),
-            _("Best case"),
-            _("Manager's number"),
-            _("Comment"),
-            _("Target"),
-        ],
-        [
-            [
-                r.name,
-                r.team,
-                m.strftime("%Y-%m"),
-                c.won,
-                c.weighted,
-                _pct(c.commit),
-                _pct(c.best_case),
-                _pct(c.adjusted),
-                c.comment,
-                _pct(c.target),
-            ]
-            for r in forecast.reps
-            if shown is None or r.user_id in shown
-            for m, c in r.months.items()
-        ],
-    )
-    header = [
-        _("Week of"),
-        _("Month"),
-        _("Forecast (weighted)"),
-        _("Commit"),
-        _("Won"),
-        _("Weighted accuracy %"),
-        _("Commit accuracy %"),
-    ]
-    team_rows = [
-        [
-            w,
-            m.strftime("%Y-%m"),
-            c.weighted,
-            _pct(c.commit),
-            c.actual,
-            _pct(c.weighted_accuracy),
-            _pct(c.commit_accuracy),
-        ]
-        for (w, m), c in sorted(accuracy.team.items())
-    ]
-    rep_rows = [
-        [
-            r.name,
-            w,
-            m.strftime("%Y-%m"),
-            c.weighted,
-            _pct(c.commit),
-            c.actual,
-            _pct(c.weighted_accuracy),
-            _pct(c.commit_accuracy),
-        ]
-        for r in accuracy.reps
-        if shown is None or r.user_id in shown
-        for (w, m), c in sorted(r.cells.items())
-    ]
-    return {
-        "totals": totals,
-        "reps": reps,
-        "accuracy": (header, team_rows),
-        "rep_accuracy": ([_("Rep"), *header], rep_rows),
-    }
-
-
-def target_table(rows: list[TargetRow]) -> tuple[list[str], list[list[Any]]]:
-    return (
-        [
-            _("Metric"),
-            _("Period"),
-            _("Starts"),
-            _("Scope"),
-            _("Name"),
-            _("Target"),
-            _("Part of"),
-            _("Parts add up to"),
-            _("Unallocated"),
-            _("Actual"),
-            _("Attainment %"),
-        ],
-        [
-            [
-                target_label(r.target.metric),
-                target_label(r.target.period_kind),
-                r.target.period_start,
-                target_label(r.target.scope_kind),
-                r.scope_name,
-                r.target.amount,
-                f"#{r.parent.id}" if r.parent else "",
-                _pct(r.parts_total),
-                _pct(r.gap),
-                r.actual,
-                "" if r.ratio is None else r.ratio * 100,
-            ]
-            for r in rows
-        ],
-    )
-
-
-# --- chart data (Chart.js configurations, passed to the page with |tojson) -------------------
-
-
-def funnel_charts(funnel: Funnel) -> dict[str, Any]:
-    labels = [label(s.stage) for s in funnel.stages]
-    return {
-        "funnel": {
-            "type": "bar",
-            "data": {
-                "labels": labels,
-                "datasets": [
-                    {"label": _("Entered"), "data": [s.entered for s in funnel.stages]},
-                    {"label": _("Moved on"), "data": [s.advanced for s in funnel.stages]},
-                ],
-            },
-            "options": {"indexAxis": "y"},
-        },
-        "dwell": {
-            "type": "bar",
-            "data": {
-                "labels": labels,
-                "datasets": [
-                    {"label": _("Average days"), "data": [_num(s.avg_days) for s in funnel.stages]},
-                    {
-                        "label": _("Median days"),
-                        "data": [_num(s.median_days) for s in funnel.stages],
-                    },
-                    {
-                        "label": _("Max days"),
-                        "type": "line",
-                        "data": [s.max_days for s in funnel.stages],
-                    },
-                ],
-            },
-        },
-    }
-
-
-def forecast_charts(forecast: Forecast, accuracy: Accuracy) -> dict[str, Any]:
-    months = [m.strftime("%Y-%m") for m in forecast.months]
-    totals = list(forecast.totals.values())
-    focus = forecast.months[0]
-    weeks = [w.isoformat() for w in accuracy.weeks]
-    trend = [accuracy.team.get((w, focus)) for w in accuracy.weeks]
-    return {
-        "forecast": {
-            "type": "bar",
-            "data": {
-                "labels": months,
-                "datasets": [
-                    {"label": _("Won"), "data": [_num(t.won) for t in totals]},
-                    {"label": _("Weighted pipeline"), "data": [_num(t.weighted) for t in totals]},
-                    {
-                        "label": _("Commit (adjusted)"),
-                        "data": [_num(t.adjusted_commit) for t in totals],
-                    },
-                    {"label": _("Best case"), "data": [_num(t.best_case) for t in totals]},
-                    {
-                        "label": _("Target"),
-                        "type": "line",
-                        "data": [_num(t.target) for t in totals],
-                    },
-                ],
-            },
-        },
-        "trend": {
-            "type": "line",
-            "data": {
-                "labels": weeks,
-                "datasets": [
-                    {
-                        "label": _("Forecast (weighted) for %(month)s", month=months[0]),
-                        "data": [_num(c.weighted) if c else None for c in trend],
-                    },
-                    {
-                        "label": _("Commit for %(month)s", month=months[0]),
-                        "data": [_num(c.commit) if c else None for c in trend],
-                    },
-                    {
-                        "label": _("Won in %(month)s", month=months[0]),
-                        "data": [_num(c.actual) if c else None for c in trend],
-                    },
-                ],
-            },
-        },
-    }
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _flash_not_saved(exc: InvalidInput) -> None:
+    for field, messages in field_errors(exc).items():
+        flash(_("Not saved: %(field)s %(reason)s", field=field, reason="; ".join(messages)))
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -431,7 +130,7 @@ def funnel() -> Any:
     result = build_funnel(db.session, user, flt, now=request_now())
     tables = funnel_tables(result)
     if request.args.get("format") == "csv":
-        return _table_csv("funnel", tables)
+        return table_csv("funnel", tables)
     return render_template(
         "analytics/pages/funnel.html",
         funnel=result,
@@ -441,14 +140,6 @@ def funnel() -> Any:
         choices=filter_choices(db.session, user),
         pipelines=PIPELINES,
     )
-
-
-def _table_csv(name: str, tables: dict[str, tuple[list[str], list[list[Any]]]]) -> Any:
-    table = request.args.get("table", "")
-    if table not in tables:
-        abort(404)
-    header, rows = tables[table]
-    return _csv(f"{name}-{table}", header, rows)
 
 
 def _forecast_context(user: Any) -> dict[str, Any]:
@@ -479,7 +170,7 @@ def forecast() -> Any:
     user = crm_user()
     context = _forecast_context(user)
     if request.args.get("format") == "csv":
-        return _table_csv("forecast", context["tables"])
+        return table_csv("forecast", context["tables"])
     adjustable = adjustable_ids(db.session, user, [r.user_id for r in context["forecast"].reps])
     return render_template(
         "analytics/pages/forecast.html",
@@ -511,8 +202,7 @@ def forecast_entry() -> Any:
             now=request_now(),
         )
     except InvalidInput as exc:
-        for field, messages in field_errors(exc).items():
-            flash(_("Not saved: %(field)s %(reason)s", field=field, reason="; ".join(messages)))
+        _flash_not_saved(exc)
         return _back_to_forecast()
     flash(_("Your commit for %(month)s is saved.", month=entry.month.strftime("%Y-%m")))
     return _back_to_forecast()
@@ -535,8 +225,7 @@ def forecast_adjust() -> Any:
             now=request_now(),
         )
     except InvalidInput as exc:
-        for field, messages in field_errors(exc).items():
-            flash(_("Not saved: %(field)s %(reason)s", field=field, reason="; ".join(messages)))
+        _flash_not_saved(exc)
         return _back_to_forecast()
     flash(_("Adjustment for %(month)s saved.", month=adjustment.month.strftime("%Y-%m")))
     return _back_to_forecast()
@@ -553,7 +242,7 @@ def targets() -> Any:
     rows = list_targets(db.session, user, year=year, now=now, metric=metric)
     table = target_table(rows)
     if request.args.get("format") == "csv":
-        return _csv(f"targets-{year}", *table)
+        return csv_response(f"targets-{year}", *table)
     may_set = user.roles & {"director", "admin", "manager", "supervisor"}
     return render_template(
         "analytics/pages/targets.html",
@@ -600,8 +289,7 @@ def targets_save() -> Any:
             parent_id=form_int(form, "parent_id"),
         )
     except InvalidInput as exc:
-        for field, messages in field_errors(exc).items():
-            flash(_("Not saved: %(field)s %(reason)s", field=field, reason="; ".join(messages)))
+        _flash_not_saved(exc)
         return redirect(
             url_for(
                 "analytics.targets",
