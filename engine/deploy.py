@@ -14,7 +14,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -314,13 +314,16 @@ def _store_version(
     return DeployedProcess(process_id, definition.name, definition.version, definition.id, True)
 
 
+_LATEST_DEFINITION = (
+    select(ProcessDefinition)
+    .where(ProcessDefinition.process_id == bindparam("process_id"))
+    .order_by(ProcessDefinition.version.desc())
+    .limit(1)
+)
+
+
 def _latest_definition(session: Session, process_id: str) -> ProcessDefinition | None:
-    return session.scalar(
-        select(ProcessDefinition)
-        .where(ProcessDefinition.process_id == process_id)
-        .order_by(ProcessDefinition.version.desc())
-        .limit(1)
-    )
+    return session.scalar(_LATEST_DEFINITION, {"process_id": process_id})
 
 
 def _latest_of(session: Session, process_ids: list[str]) -> list[DeployedProcess]:

@@ -22,6 +22,7 @@ from engine.runtime import ChangeOutcome, apply_change, lock_instance, log_event
 from engine.specs import SERIALIZER_VERSION
 from engine.state import new_live_workflow
 from engine.stepping import cancel_workflow
+from engine.writes import insert_instance
 
 # The library fires a timer only when its time is strictly in the past.
 _TIMER_EPSILON = timedelta(microseconds=1)
@@ -63,8 +64,7 @@ def start_instance(
         started_at=now,
         updated_at=now,
     )
-    session.add(instance)
-    session.flush()
+    insert_instance(session, instance)
     log_event(
         session,
         instance.id,

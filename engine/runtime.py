@@ -24,6 +24,7 @@ from engine.scripting import StagecraftScriptEngine
 from engine.state import LiveWorkflow, load_state, remember, save_state
 from engine.stepping import run_automatic_tasks
 from engine.sync import read_derived_rows, sync_human_tasks, sync_waits
+from engine.writes import WriteBatch, update_instance, write_pending_events
 
 ACTIVE_STATUSES = ("running", "waiting")
 Change = Callable[[BpmnWorkflow], None]
@@ -165,7 +166,7 @@ def apply_change(
 
     A task that fails leaves the instance in `error` with an incident; the work done before
     it is kept. An EngineError raised by `change` itself propagates and nothing is saved.
-    All writes go out in one flush at the end, so the instance row is updated once.
+    All writes go out at the end, so the instance row is updated once.
     """
     live = live or load_state(session, instance)
     if live.derived is None:
@@ -187,10 +188,17 @@ def apply_change(
                 raise
             except Exception as exc:  # any task failure becomes an incident, never a crash
                 incident = _record_failure(session, instance, exc, now)
+        writes = WriteBatch()
         new_tasks = sync_human_tasks(
-            session, instance, workflow, live.derived, now, actor.username if actor else None
+            session,
+            instance,
+            workflow,
+            live.derived,
+            now,
+            actor.username if actor else None,
+            writes,
         )
-        sync_waits(session, instance, workflow, live.derived, now)
+        sync_waits(session, instance, workflow, live.derived, now, writes)
         if incident is not None:
             instance.status = "error"
         elif instance.status not in ("suspended", "terminated"):
@@ -199,8 +207,11 @@ def apply_change(
             instance.ended_at = now
             log_event(session, instance.id, now, "completed", None)
         instance.updated_at = now
-        save_state(session, instance, live)
+        save_state(session, instance, live, writes)
     try:
+        write_pending_events(session, writes)
+        writes.send(session)
+        update_instance(session, instance)
         session.flush()
     except StaleDataError as exc:
         raise Conflict(

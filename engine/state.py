@@ -24,7 +24,7 @@ from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from engine.db import table_of
 from engine.models import InstanceTaskState, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
 from engine.sync import DerivedRows
+from engine.writes import WriteBatch
 
 # Definite, unfinished states: such tasks may change data without changing state.
 _LIVE = TaskState.FUTURE | TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.ERROR
@@ -140,7 +141,7 @@ def _upsert(session: Session) -> Any:
     found = _UPSERTS.get(dialect)
     if found is None:
         insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_into(table_of(InstanceTaskState))
+        statement = insert_into(table_of(InstanceTaskState)).inline()
         found = _UPSERTS[dialect] = statement.on_conflict_do_update(
             index_elements=["instance_id", "task_id"],
             set_={"body": statement.excluded.body, "workflow_key": statement.excluded.workflow_key},
@@ -156,7 +157,16 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) -> None:
+_TASK_ROWS = table_of(InstanceTaskState)
+_DELETE_TASKS = delete(_TASK_ROWS).where(
+    _TASK_ROWS.c.instance_id == bindparam("instance_id"),
+    _TASK_ROWS.c.task_id.in_(bindparam("task_ids", expanding=True)),
+)
+
+
+def save_state(
+    session: Session, instance: ProcessInstance, live: LiveWorkflow, writes: WriteBatch
+) -> None:
     """Write the workflow document and every task row that changed since the last save."""
     changed = _changed_tasks(live)
     current: set[UUID] = set(live.workflow.tasks)
@@ -164,14 +174,11 @@ def save_state(session: Session, instance: ProcessInstance, live: LiveWorkflow) 
         current.update(sp.tasks)
     live.saved_at = time.time()
     removed = live.stored_tasks - current
-    # Plain SQL on the session's connection: the ORM's bulk machinery costs more than the rows.
-    connection = session.connection()
+    # Plain SQL, sent with the change's other writes: the ORM's machinery costs more than the rows.
+    connection = writes
     if removed:
         connection.execute(
-            delete(table_of(InstanceTaskState)).where(
-                InstanceTaskState.instance_id == instance.id,
-                InstanceTaskState.task_id.in_([str(t) for t in removed]),
-            )
+            _DELETE_TASKS, {"instance_id": instance.id, "task_ids": [str(t) for t in removed]}
         )
     rows = [
         {

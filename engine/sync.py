@@ -16,13 +16,14 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, inspect, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.db import table_of
 from engine.deploy_checks import FORM_PROPERTY, UI_FORM_PROPERTY
 from engine.models import HumanTask, InstanceTimer, MessageSubscription, ProcessInstance
+from engine.writes import WriteBatch
 
 _JINJA = SandboxedEnvironment(autoescape=False)
 
@@ -148,7 +149,8 @@ def sync_human_tasks(
     workflow: BpmnWorkflow,
     rows: DerivedRows,
     now: datetime,
-    actor: str | None = None,
+    actor: str | None,
+    writes: WriteBatch,
 ) -> list[HumanTask]:
     """Open a row per new READY manual task; close rows whose task is gone; return new rows.
 
@@ -164,26 +166,54 @@ def sync_human_tasks(
                 values: dict[str, Any] = {"status": status, "completed_at": now}
                 if status == "completed" and actor is not None:
                     values["completed_by"] = actor
-                _close_rows(session, task_ids, values)
+                _close_rows(session, writes, task_ids, values)
     created = []
     for task_id, task in ready.items():
         if task_id in rows.open_tasks:
             continue
         row = _new_row(session, instance, task_id, task, now)
-        session.add(row)
         created.append(row)
         for listener in _listeners:
             listener(session, instance, row, task.data)
+    if created:
+        _insert_rows(session, created)
     rows.open_tasks = set(ready)
     return created
 
 
-def _close_rows(session: Session, task_ids: set[str], values: dict[str, Any]) -> None:
-    """Close open rows with one UPDATE and give the session's copies the same values."""
-    table = table_of(HumanTask)
-    session.connection().execute(
-        update(table).where(table.c.task_id.in_(task_ids), table.c.status == "open").values(values)
+_HUMAN_TASK = table_of(HumanTask)
+_TASK_FIELDS = tuple(c.key for c in _HUMAN_TASK.columns if c.key != "id")
+_INSERT_TASKS = insert(_HUMAN_TASK).returning(_HUMAN_TASK.c.id, sort_by_parameter_order=True)
+
+
+def _insert_rows(session: Session, created: list[HumanTask]) -> None:
+    """Insert new task rows with one statement; the objects become the session's copies."""
+    values = [{name: getattr(row, name) for name in _TASK_FIELDS} for row in created]
+    ids = session.connection().execute(_INSERT_TASKS, values).scalars().all()
+    for row, row_id in zip(created, ids, strict=True):
+        row.id = row_id
+        make_transient_to_detached(row)
+        session.add(row)
+
+
+_TASKS = table_of(HumanTask)
+# One UPDATE per set of columns a close writes (cancelled, completed, completed by someone).
+_CLOSE_ROWS: dict[tuple[str, ...], Any] = {
+    columns: update(_TASKS)
+    .where(_TASKS.c.task_id.in_(bindparam("task_ids", expanding=True)), _TASKS.c.status == "open")
+    .values({name: bindparam(name) for name in columns})
+    for columns in (
+        ("status", "completed_at"),
+        ("status", "completed_at", "completed_by"),
     )
+}
+
+
+def _close_rows(
+    session: Session, writes: WriteBatch, task_ids: set[str], values: dict[str, Any]
+) -> None:
+    """Close open rows with one UPDATE and give the session's copies the same values."""
+    writes.execute(_CLOSE_ROWS[tuple(values)], {**values, "task_ids": list(task_ids)})
     for obj in list(session.identity_map.values()):
         loaded = inspect(obj).dict
         if (
@@ -227,6 +257,9 @@ def _new_row(
         subject_id=instance.subject_id,
         due_at=_due_at(props, now),
         created_at=now,
+        completed_at=None,
+        completed_by=None,
+        draft=None,
     )
 
 
@@ -257,30 +290,38 @@ def _waits(
     return timers, messages
 
 
+_TIMERS = table_of(InstanceTimer)
+# Inline: no primary key is read back, so the statements can go out in a pipeline.
+_INSERT_TIMERS = insert(_TIMERS).inline()
+_INSERT_SUBSCRIPTIONS = insert(table_of(MessageSubscription)).inline()
+_END_TIMERS = (
+    update(_TIMERS)
+    .where(
+        _TIMERS.c.instance_id == bindparam("timers_of"),
+        _TIMERS.c.task_id.in_(bindparam("task_ids", expanding=True)),
+        _TIMERS.c.status == "waiting",
+    )
+    .values(status="done")
+)
+
+
 def sync_waits(
     session: Session,
     instance: ProcessInstance,
     workflow: BpmnWorkflow,
     rows: DerivedRows,
-    now: datetime | None = None,
+    now: datetime | None,
+    writes: WriteBatch,
 ) -> None:
     """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
     timers, messages = _waits(workflow)
-    # Plain SQL on the session's connection: no session copies of these rows need updating.
-    connection = session.connection()
+    # Plain SQL, sent with the change's other writes: no session copies of these rows exist.
+    connection = writes
     timer_table, subscription_table = table_of(InstanceTimer), table_of(MessageSubscription)
     ended = set(rows.timers) - set(timers)
     moved = {t for t in set(rows.timers) & set(timers) if timers[t][1] != rows.timers[t]}
     if ended:
-        connection.execute(
-            update(timer_table)
-            .where(
-                timer_table.c.instance_id == instance.id,
-                timer_table.c.task_id.in_(ended),
-                timer_table.c.status == "waiting",
-            )
-            .values(status="done")
-        )
+        connection.execute(_END_TIMERS, {"timers_of": instance.id, "task_ids": list(ended)})
     for task_id in moved:
         connection.execute(
             update(timer_table)
@@ -291,19 +332,22 @@ def sync_waits(
             )
             .values(fire_at=timers[task_id][1])
         )
-    session.add_all(
-        InstanceTimer(
-            instance_id=instance.id,
-            task_id=task_id,
-            bpmn_id=bpmn_id,
-            fire_at=fire_at,
-            status="waiting",
-            attempts=0,
-            created_at=now,
-        )
+    new_timers = [
+        {
+            "instance_id": instance.id,
+            "task_id": task_id,
+            "bpmn_id": bpmn_id,
+            "fire_at": fire_at,
+            "status": "waiting",
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+        }
         for task_id, (bpmn_id, fire_at) in timers.items()
         if task_id not in rows.timers
-    )
+    ]
+    if new_timers:
+        connection.execute(_INSERT_TIMERS, new_timers)
     rows.timers = {task_id: fire_at for task_id, (_, fire_at) in timers.items()}
     instance.next_timer_at = min(rows.timers.values(), default=None)
 
@@ -316,16 +360,18 @@ def sync_waits(
                 subscription_table.c.message_name == name,
             )
         )
-    session.add_all(
-        MessageSubscription(
-            instance_id=instance.id,
-            task_id=key.split("|", 1)[0],
-            bpmn_id=bpmn_id,
-            message_name=name,
-            correlation_key=instance.business_key,
-            created_at=now,
-        )
+    new_subscriptions = [
+        {
+            "instance_id": instance.id,
+            "task_id": key.split("|", 1)[0],
+            "bpmn_id": bpmn_id,
+            "message_name": name,
+            "correlation_key": instance.business_key,
+            "created_at": now,
+        }
         for key, (bpmn_id, name) in messages.items()
         if key not in rows.subscriptions
-    )
+    ]
+    if new_subscriptions:
+        connection.execute(_INSERT_SUBSCRIPTIONS, new_subscriptions)
     rows.subscriptions = set(messages)

@@ -10,7 +10,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, func, or_, select, true, union_all
+from sqlalchemy import and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.orm import Session, joinedload
 
 from engine.actor import Actor
@@ -52,16 +52,20 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
     )
 
 
+# Every task change goes through its instance's row lock; the task is read under that lock.
+# Built once: constructing the statement costs about as much as running it.
+_LOCK_OPEN_TASK = (
+    select(ProcessInstance, HumanTask)
+    .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
+    .where(HumanTask.id == bindparam("task_id"))
+    .options(joinedload(ProcessInstance.definition))
+    .with_for_update(of=ProcessInstance)
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
-    # Every task change goes through its instance's row lock; the task is read under that lock.
-    row = session.execute(
-        select(ProcessInstance, HumanTask)
-        .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
-        .where(HumanTask.id == human_task_id)
-        .options(joinedload(ProcessInstance.definition))
-        .with_for_update(of=ProcessInstance)
-        .execution_options(populate_existing=True)
-    ).first()
+    row = session.execute(_LOCK_OPEN_TASK, {"task_id": human_task_id}).first()
     if row is None:
         raise NotFound(f"task {human_task_id} does not exist")
     instance, task = row
