@@ -210,8 +210,7 @@ def apply_change(
         save_state(session, instance, live, writes)
     try:
         write_pending_events(session, writes)
-        writes.send(session)
-        update_instance(session, instance)
+        update_instance(session, instance, writes)
         session.flush()
     except StaleDataError as exc:
         raise Conflict(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, insert, inspect, update
+from sqlalchemy import Connection, CursorResult, Executable, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -50,26 +50,35 @@ _NEW_INSTANCE_FIELDS = tuple(c.key for c in _INSTANCE.columns if c.key != "id")
 
 
 class WriteBatch:
-    """Statements whose results nobody reads, held until the change is complete.
+    """Statements whose rows nobody reads, held until the change is complete.
 
     On PostgreSQL they are sent in one pipeline: one round trip instead of one per statement.
-    Nothing that reads rows may run inside it, so only these writes are batched.
+    Nothing that reads rows may run inside it, so only these writes are batched; a statement
+    may instead say how many rows it must change, which is checked once the batch is sent.
     """
 
     def __init__(self) -> None:
-        self.steps: list[tuple[Executable, Any]] = []
+        self.steps: list[tuple[Executable, Any, int | None]] = []
 
     def execute(self, statement: Executable, params: Any = None) -> None:
-        self.steps.append((statement, params))
+        self.steps.append((statement, params, None))
+
+    def execute_checked(self, statement: Executable, params: Any, rows: int) -> None:
+        self.steps.append((statement, params, rows))
 
     def send(self, session: Session) -> None:
-        if not self.steps:
-            return
+        """Send the statements in order; raise StaleDataError if a checked one missed its rows."""
         connection = session.connection()
+        checked = []
         with _pipeline(connection):
-            for statement, params in self.steps:
-                connection.execute(statement, params)
+            for statement, params, rows in self.steps:
+                result = connection.execute(statement, params)
+                if rows is not None:
+                    checked.append((result, rows))
         self.steps.clear()
+        for result, rows in checked:
+            if _rowcount(result) != rows:
+                raise StaleDataError(f"expected {rows} row(s) to change, not {_rowcount(result)}")
 
 
 def _pipeline(connection: Connection) -> AbstractContextManager[Any]:
@@ -77,6 +86,15 @@ def _pipeline(connection: Connection) -> AbstractContextManager[Any]:
         return nullcontext()
     driver: Any = connection.connection.driver_connection
     return driver.pipeline()
+
+
+def _rowcount(result: CursorResult[Any]) -> int:
+    count = result.rowcount
+    if count == -1:
+        # In a pipeline the count arrives with the sync, after the result was set up; the
+        # driver's cursor has it by then.
+        count = result.context.cursor.rowcount
+    return count
 
 
 def insert_instance(session: Session, instance: ProcessInstance) -> None:
@@ -91,17 +109,16 @@ def insert_instance(session: Session, instance: ProcessInstance) -> None:
     session.add(instance)
 
 
-def update_instance(session: Session, instance: ProcessInstance) -> None:
-    """Write the instance's changeable fields if its version is still the one read.
+def update_instance(session: Session, instance: ProcessInstance, writes: WriteBatch) -> None:
+    """Send the change's writes, ending with the instance row if its version is the one read.
 
     Raises StaleDataError, as the ORM would, when another transaction changed the row.
     """
     values: dict[str, Any] = {name: getattr(instance, name) for name in INSTANCE_FIELDS}
     version = instance.version
     values.update(match_id=instance.id, match_version=version, version=version + 1)
-    result = session.connection().execute(_UPDATE_INSTANCE, values)
-    if result.rowcount != 1:
-        raise StaleDataError(f"process instance {instance.id} was updated by someone else")
+    writes.execute_checked(_UPDATE_INSTANCE, values, rows=1)
+    writes.send(session)
     for name in INSTANCE_FIELDS:
         set_committed_value(instance, name, values[name])
     set_committed_value(instance, "version", version + 1)
