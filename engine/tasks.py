@@ -11,11 +11,11 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import and_, bindparam, func, or_, select, true, union_all
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from engine.actor import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from engine.models import HumanTask, ProcessInstance
+from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.runtime import ChangeOutcome, apply_change, log_event
 
 MAX_TASK_DATA_KEYS = 200
@@ -54,11 +54,13 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
 
 # Every task change goes through its instance's row lock; the task is read under that lock.
 # Built once: constructing the statement costs about as much as running it.
+# The definition comes as a third entity rather than through joinedload, whose adapter is
+# rebuilt on every run; `instance.definition` then finds it in the session without a query.
 _LOCK_OPEN_TASK = (
-    select(ProcessInstance, HumanTask)
+    select(ProcessInstance, HumanTask, ProcessDefinition)
     .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
+    .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
     .where(HumanTask.id == bindparam("task_id"))
-    .options(joinedload(ProcessInstance.definition))
     .with_for_update(of=ProcessInstance)
     .execution_options(populate_existing=True)
 )
@@ -68,7 +70,7 @@ def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, Pr
     row = session.execute(_LOCK_OPEN_TASK, {"task_id": human_task_id}).first()
     if row is None:
         raise NotFound(f"task {human_task_id} does not exist")
-    instance, task = row
+    instance, task, _ = row
     if task.status != "open":
         raise Conflict(f"task '{task.title}' was already {task.status}")
     if instance.status not in ("running", "waiting"):
