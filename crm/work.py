@@ -15,7 +15,14 @@ from crm.lanes import owner_of_subject
 from engine.actor import Actor
 from engine.models import HumanTask
 from engine.runtime import ChangeOutcome
-from engine.tasks import claim_task, complete_task, may_work_on, reassign_task, unclaim_task
+from engine.tasks import (
+    claim_task,
+    complete_locked_task,
+    lock_task,
+    may_work_on,
+    reassign_task,
+    unclaim_task,
+)
 
 
 def _holder(session: Session, task: HumanTask) -> User | None:
@@ -62,8 +69,11 @@ def complete_task_as(
     session: Session, user: User, task_id: int, data: dict[str, Any], *, now: datetime
 ) -> ChangeOutcome:
     """Complete a task as a CRM user (reps their own; managers also their team's)."""
+    # Lock first: the permission check then reads the locked copy instead of a second one.
+    locked, instance = lock_task(session, task_id)
     task = get_task_as(session, user, task_id)
-    return complete_task(session, _acting_actor(session, user, task), task_id, data, now=now)
+    actor = _acting_actor(session, user, task)
+    return complete_locked_task(session, actor, locked, instance, data, now=now)
 
 
 def claim_task_as(session: Session, user: User, task_id: int, *, now: datetime) -> HumanTask:

@@ -66,16 +66,30 @@ _LOCK_OPEN_TASK = (
 )
 
 
-def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
+def lock_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
+    """Read a task and its instance under the instance's row lock, refreshing stale copies.
+
+    For callers that check more before acting (the CRM's permissions): they lock first and
+    hand the pair to `complete_locked_task`, so the task is read once.
+    """
     row = session.execute(_LOCK_OPEN_TASK, {"task_id": human_task_id}).first()
     if row is None:
         raise NotFound(f"task {human_task_id} does not exist")
     instance, task, _ = row
+    return task, instance
+
+
+def _lock_open_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessInstance]:
+    task, instance = lock_task(session, human_task_id)
+    _require_open(task, instance)
+    return task, instance
+
+
+def _require_open(task: HumanTask, instance: ProcessInstance) -> None:
     if task.status != "open":
         raise Conflict(f"task '{task.title}' was already {task.status}")
     if instance.status not in ("running", "waiting"):
         raise Conflict(f"its process instance is {instance.status}")
-    return task, instance
 
 
 def validate_form_data(schema: dict[str, Any] | None, data: dict[str, Any]) -> None:
@@ -103,7 +117,21 @@ def complete_task(
     session: Session, actor: Actor, human_task_id: int, data: dict[str, Any], *, now: datetime
 ) -> ChangeOutcome:
     """Complete a human task with form data and run the process on to its next wait."""
-    task, instance = _lock_open_task(session, human_task_id)
+    task, instance = lock_task(session, human_task_id)
+    return complete_locked_task(session, actor, task, instance, data, now=now)
+
+
+def complete_locked_task(
+    session: Session,
+    actor: Actor,
+    task: HumanTask,
+    instance: ProcessInstance,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+) -> ChangeOutcome:
+    """Complete a task that `lock_task` just read in this transaction (see complete_task)."""
+    _require_open(task, instance)
     if not may_work_on(actor, task):
         raise Forbidden(f"task '{task.title}' is not yours to complete")
     schema = instance.definition.forms.get(task.form) if task.form else None
