@@ -10,6 +10,8 @@ from engine.actor import Actor
 from engine.deploy import deploy_files, folder_form_loader
 from engine.instances import due_timer_instances, fire_instance_timers, send_message, start_instance
 from engine.models import MessageSubscription
+from engine.state import LIVE_CACHE
+from engine.sync import read_derived_rows
 from engine.views import describe_instance
 from tests.conftest import FIXTURES, NOW
 
@@ -95,3 +97,16 @@ def test_event_gateway_timer_first(session, round_trip):
         ).all()
         == []
     )
+
+
+def test_waits_read_back_from_the_database_as_the_change_left_them(session):
+    """After a restart the derived rows come from one query; they must match what was written."""
+    instance = _start(session)
+    session.flush()
+    remembered = LIVE_CACHE.take(instance.id, instance.state_token)
+    assert remembered is not None and remembered.derived is not None
+    read = read_derived_rows(session, instance.id)
+    assert read == remembered.derived
+    assert list(read.timers.values()) == [NOW + timedelta(hours=1)]
+    assert [key.split("|")[1] for key in read.subscriptions] == ["ping"]
+    assert read.open_tasks == set()
