@@ -15,14 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.actor import Actor
-from engine.deploy import latest_definition
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import HumanTask, Incident, InstanceTimer, MessageSubscription, ProcessInstance
 from engine.runtime import ChangeOutcome, apply_change, lock_instance, log_event
 from engine.specs import SERIALIZER_VERSION
 from engine.state import new_live_workflow
 from engine.stepping import cancel_workflow
-from engine.writes import insert_instance
+from engine.writes import insert_instance_of_newest
 
 # The library fires a timer only when its time is strictly in the past.
 _TIMER_EPSILON = timedelta(microseconds=1)
@@ -44,14 +43,9 @@ def start_instance(
     subject: tuple[str, int] | None = None,
 ) -> ChangeOutcome:
     """Start the newest version of a process and run it to its first wait."""
-    definition = latest_definition(session, process_id)
-    if definition is None:
-        raise NotFound(f"no deployed process with id '{process_id}'")
     if data is not None and not isinstance(data, dict):
         raise InvalidInput("start data must be an object", {"data": ["must be a JSON object"]})
     instance = ProcessInstance(
-        definition_id=definition.id,
-        definition=definition,
         process_id=process_id,
         business_key=business_key,
         subject_type=subject[0] if subject else None,
@@ -60,20 +54,24 @@ def start_instance(
         state="{}",
         serializer_version=SERIALIZER_VERSION,
         state_token=uuid.uuid4().hex,
+        next_timer_at=None,
         started_by=actor.username,
         started_at=now,
         updated_at=now,
+        ended_at=None,
     )
-    insert_instance(session, instance)
+    started = insert_instance_of_newest(session, instance)
+    if started is None:
+        raise NotFound(f"no deployed process with id '{process_id}'")
     log_event(
         session,
         instance.id,
         now,
         "started",
         actor.username,
-        detail={"version": definition.version, "data": data or {}},
+        detail={"version": started.version, "data": data or {}},
     )
-    live = new_live_workflow(instance)
+    live = new_live_workflow(session, started.definition_id, started.spec_hash)
 
     def begin(workflow: BpmnWorkflow) -> None:
         # The start task is already READY and has inherited the (empty) root data.

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.db import table_of
-from engine.models import InstanceTaskState, ProcessInstance
+from engine.models import InstanceTaskState, ProcessDefinition, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
 from engine.sync import DerivedRows
 from engine.writes import WriteBatch
@@ -313,10 +313,18 @@ def _restore_subprocesses(
         _restore_subprocesses(top, sp, docs, bodies)
 
 
-def new_live_workflow(instance: ProcessInstance) -> LiveWorkflow:
-    """Create the workflow for a new instance from its definition's cached spec."""
-    definition = instance.definition
-    spec, subprocess_specs = load_specs(definition.spec_hash, lambda: definition.spec_json)
+def new_live_workflow(session: Session, definition_id: int, spec_hash: str) -> LiveWorkflow:
+    """Create the workflow for a new instance of a definition version, from its cached spec."""
+
+    def read_json() -> str:
+        return (
+            session.scalar(
+                select(ProcessDefinition.spec_json).where(ProcessDefinition.id == definition_id)
+            )
+            or ""
+        )
+
+    spec, subprocess_specs = load_specs(spec_hash, read_json)
     return LiveWorkflow(
         BpmnWorkflow(spec, subprocess_specs), time.time(), set(), derived=DerivedRows()
     )

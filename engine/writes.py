@@ -9,15 +9,27 @@ values directly (`set_committed_value`), leaving nothing for a later flush to wr
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable, bindparam, insert, inspect, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    bindparam,
+    insert,
+    inspect,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.db import table_of
-from engine.models import InstanceEvent, ProcessInstance
+from engine.models import InstanceEvent, ProcessDefinition, ProcessInstance
 
 _INSTANCE = table_of(ProcessInstance)
 _EVENT = table_of(InstanceEvent)
@@ -34,7 +46,6 @@ INSTANCE_FIELDS = (
     "ended_at",
 )
 
-_INSERT_INSTANCE = insert(_INSTANCE).returning(_INSTANCE.c.id)
 _UPDATE_INSTANCE = (
     update(_INSTANCE)
     .where(
@@ -46,7 +57,6 @@ _UPDATE_INSTANCE = (
 # Inline: no primary key is read back, so the statement can go out in a pipeline.
 _INSERT_EVENTS = insert(_EVENT).inline()
 _EVENT_FIELDS = ("instance_id", "at", "kind", "actor", "bpmn_id", "task_id", "detail")
-_NEW_INSTANCE_FIELDS = tuple(c.key for c in _INSTANCE.columns if c.key != "id")
 
 
 class WriteBatch:
@@ -97,16 +107,72 @@ def _rowcount(result: CursorResult[Any]) -> int:
     return count
 
 
-def insert_instance(session: Session, instance: ProcessInstance) -> None:
-    """Insert a new instance row and make the object the session's persistent copy of it."""
-    instance.version = 1
-    values = {name: getattr(instance, name) for name in _NEW_INSTANCE_FIELDS}
-    instance.id = session.connection().execute(_INSERT_INSTANCE, values).scalar_one()
-    for name, value in values.items():
+_DEFINITION = table_of(ProcessDefinition)
+# The columns a new instance is given; definition_id comes from the newest deployed version.
+_STARTED_FIELDS = tuple(
+    c.key for c in _INSTANCE.columns if c.key not in ("id", "definition_id", "version")
+)
+_START_NEWEST = (
+    insert(_INSTANCE)
+    .from_select(
+        ["definition_id", "version", *_STARTED_FIELDS],
+        select(
+            _DEFINITION.c.id,
+            literal(1),
+            *(bindparam(f"new_{name}", type_=_INSTANCE.c[name].type) for name in _STARTED_FIELDS),
+        )
+        .where(_DEFINITION.c.process_id == bindparam("newest_of"))
+        .order_by(_DEFINITION.c.version.desc())
+        .limit(1),
+    )
+    .returning(
+        _INSTANCE.c.id,
+        _INSTANCE.c.definition_id,
+        # Written out: SQLAlchemy renders RETURNING's columns unqualified and would not
+        # correlate these subqueries with the inserted row.
+        literal_column(
+            "(SELECT chosen.version FROM process_definition AS chosen"
+            " WHERE chosen.id = process_instance.definition_id)",
+            type_=_DEFINITION.c.version.type,
+        ),
+        literal_column(
+            "(SELECT chosen.spec_hash FROM process_definition AS chosen"
+            " WHERE chosen.id = process_instance.definition_id)",
+            type_=_DEFINITION.c.spec_hash.type,
+        ),
+    )
+)
+
+
+@dataclass(frozen=True)
+class StartedRow:
+    definition_id: int
+    version: int
+    spec_hash: str
+
+
+def insert_instance_of_newest(session: Session, instance: ProcessInstance) -> StartedRow | None:
+    """Insert a new instance of the newest version of its process, in one statement.
+
+    Choosing the version and inserting the row together saves a round trip per start. Returns
+    None, inserting nothing, when the process is not deployed. The object becomes the
+    session's persistent copy of the row.
+    """
+    values = {f"new_{name}": getattr(instance, name) for name in _STARTED_FIELDS}
+    row = (
+        session.connection()
+        .execute(_START_NEWEST, {**values, "newest_of": instance.process_id})
+        .first()
+    )
+    if row is None:
+        return None
+    instance.id, instance.definition_id, instance.version = row[0], row[1], 1
+    for name in _STARTED_FIELDS:
         # Unset columns would otherwise count as expired and be read back on first use.
-        setattr(instance, name, value)
+        setattr(instance, name, values[f"new_{name}"])
     make_transient_to_detached(instance)
     session.add(instance)
+    return StartedRow(row[1], row[2], row[3])
 
 
 def update_instance(session: Session, instance: ProcessInstance, writes: WriteBatch) -> None:
