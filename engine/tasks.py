@@ -12,6 +12,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.actor import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -55,7 +56,7 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
 # Every task change goes through its instance's row lock; the task is read under that lock.
 # Built once: constructing the statement costs about as much as running it.
 # The definition comes as a third entity rather than through joinedload, whose adapter is
-# rebuilt on every run; `instance.definition` then finds it in the session without a query.
+# rebuilt on every run; it is then set as `instance.definition`.
 _LOCK_OPEN_TASK = (
     select(ProcessInstance, HumanTask, ProcessDefinition)
     .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
@@ -75,7 +76,9 @@ def lock_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessI
     row = session.execute(_LOCK_OPEN_TASK, {"task_id": human_task_id}).first()
     if row is None:
         raise NotFound(f"task {human_task_id} does not exist")
-    instance, task, _ = row
+    instance, task, definition = row
+    # The session keeps loaded objects only while something refers to them.
+    set_committed_value(instance, "definition", definition)
     return task, instance
 
 
