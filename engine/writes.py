@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -80,12 +81,21 @@ class WriteBatch:
         """Send the statements in order; raise StaleDataError if a checked one missed its rows."""
         connection = session.connection()
         checked = []
-        with _pipeline(connection):
-            for statement, params, rows in self.steps:
-                result = connection.execute(statement, params)
-                if rows is not None:
-                    checked.append((result, rows))
-        self.steps.clear()
+        dbapi_error = connection.dialect.loaded_dbapi.Error
+        try:
+            with _pipeline(connection):
+                for statement, params, rows in self.steps:
+                    result = connection.execute(statement, params)
+                    if rows is not None:
+                        checked.append((result, rows))
+        except dbapi_error as exc:
+            # A statement that failed in the pipeline is reported when it ends, outside
+            # SQLAlchemy: give callers the same exception (IntegrityError, …) as without one.
+            raise DBAPIError.instance(
+                None, None, exc, dbapi_error, dialect=connection.dialect
+            ) from exc
+        finally:
+            self.steps.clear()
         for result, rows in checked:
             if _rowcount(result) != rows:
                 raise StaleDataError(f"expected {rows} row(s) to change, not {_rowcount(result)}")
