@@ -168,7 +168,7 @@ def apply_change(
     it is kept. An EngineError raised by `change` itself propagates and nothing is saved.
     All writes go out at the end, so the instance row is updated once.
     """
-    live = live or load_state(session, instance)
+    live = live or load_state(session, instance, with_derived=True)
     if live.derived is None:
         live.derived = read_derived_rows(session, instance.id)
     workflow = live.workflow

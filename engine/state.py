@@ -24,15 +24,15 @@ from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, cast, delete, literal, null, select, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from engine.db import table_of
+from engine.db import UTCDateTime, table_of
 from engine.models import InstanceTaskState, ProcessDefinition, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
-from engine.sync import DerivedRows
+from engine.sync import DERIVED_SELECTS, DerivedRows
 from engine.writes import WriteBatch
 
 # Definite, unfinished states: such tasks may change data without changing state.
@@ -259,8 +259,26 @@ def _restore_fields(wf: Any, doc: dict[str, Any]) -> None:
     wf.data = REGISTRY.restore(doc.get("data", {}))
 
 
-def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
-    """Return the instance's workflow: from the cache when it is current, else from the rows."""
+_ROWS = select(
+    literal("state"),
+    _TASK_ROWS.c.task_id,
+    _TASK_ROWS.c.workflow_key,
+    _TASK_ROWS.c.body,
+    cast(null(), UTCDateTime()),
+).where(_TASK_ROWS.c.instance_id == bindparam("instance_id"))
+# With the derived rows (see sync.DERIVED_SELECTS) in the same statement: a change that restores
+# its workflow needs both, and this saves it a round trip.
+_ROWS_AND_DERIVED = union_all(_ROWS, *DERIVED_SELECTS)
+
+
+def load_state(
+    session: Session, instance: ProcessInstance, *, with_derived: bool = False
+) -> LiveWorkflow:
+    """Return the instance's workflow: from the cache when it is current, else from the rows.
+
+    `with_derived` also reads which open tasks, timers and subscriptions the instance has,
+    when they are not remembered with a cached workflow.
+    """
     cached = LIVE_CACHE.take(instance.id, instance.state_token)
     if cached is not None:
         return cached
@@ -274,13 +292,15 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
     loaded_at = time.time()
     doc = _loads(instance.state)
     bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    rows = session.execute(
-        select(
-            InstanceTaskState.task_id, InstanceTaskState.workflow_key, InstanceTaskState.body
-        ).where(InstanceTaskState.instance_id == instance.id)
-    )
-    for task_id, key, body in rows:
-        bodies[key][task_id] = _loads(body)
+    derived = DerivedRows() if with_derived else None
+    statement = _ROWS_AND_DERIVED if with_derived else _ROWS
+    for kind, task_id, key, body, fire_at in session.execute(
+        statement, {"instance_id": instance.id}
+    ):
+        if kind == "state":
+            bodies[key][task_id] = _loads(body)
+        elif derived is not None:
+            derived.add(kind, task_id, key, fire_at)
     workflow = BpmnWorkflow(spec, subprocess_specs, deserializing=True)
     _restore_tasks(workflow, bodies[""], doc["root"])
     _restore_fields(workflow, doc)
@@ -292,7 +312,7 @@ def load_state(session: Session, instance: ProcessInstance) -> LiveWorkflow:
     if len(stored) != sum(len(per_wf) for per_wf in bodies.values()):
         # Rows no task refers to any more: remember them so that the next save deletes them.
         stored.update(UUID(tid) for per_wf in bodies.values() for tid in per_wf)
-    return LiveWorkflow(workflow, loaded_at, stored)
+    return LiveWorkflow(workflow, loaded_at, stored, derived=derived)
 
 
 def _restore_subprocesses(

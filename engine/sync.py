@@ -19,6 +19,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import (
     CompoundSelect,
     String,
+    Text,
     bindparam,
     cast,
     delete,
@@ -124,37 +125,50 @@ class DerivedRows:
     timers: dict[str, datetime] = field(default_factory=dict)
     subscriptions: set[str] = field(default_factory=set)
 
+    def add(self, kind: str, task_id: str, message: str | None, fire_at: datetime | None) -> None:
+        """Take one row of DERIVED_ROWS."""
+        if kind == "task":
+            self.open_tasks.add(task_id)
+        elif kind == "timer" and fire_at is not None:
+            self.timers[task_id] = fire_at
+        elif kind == "message":
+            self.subscriptions.add(f"{task_id}|{message}")
 
-# One statement for all three kinds: a change that restored its workflow from the rows would
-# otherwise pay three round trips before it starts.
-# The first SELECT gives the columns their types, so the timers' come first.
-_DERIVED_ROWS: CompoundSelect[Any] = union_all(
+
+# Open tasks, waiting timers and subscriptions in one statement, as (kind, task id, message
+# name, -, fire time): a change that restored its workflow would otherwise pay three round
+# trips. The columns line up with engine.state's task rows, which it is sent with.
+DERIVED_SELECTS = (
     select(
-        literal("timer"), InstanceTimer.task_id, InstanceTimer.fire_at, cast(null(), String)
+        literal("timer"),
+        InstanceTimer.task_id,
+        cast(null(), String),
+        cast(null(), Text),
+        InstanceTimer.fire_at,
     ).where(
         InstanceTimer.instance_id == bindparam("instance_id"), InstanceTimer.status == "waiting"
     ),
-    select(literal("task"), HumanTask.task_id, null(), null()).where(
+    select(literal("task"), HumanTask.task_id, null(), null(), null()).where(
         HumanTask.instance_id == bindparam("instance_id"), HumanTask.status == "open"
     ),
     select(
-        literal("message"), MessageSubscription.task_id, null(), MessageSubscription.message_name
+        literal("message"),
+        MessageSubscription.task_id,
+        MessageSubscription.message_name,
+        null(),
+        null(),
     ).where(MessageSubscription.instance_id == bindparam("instance_id")),
 )
+DERIVED_ROWS: CompoundSelect[Any] = union_all(*DERIVED_SELECTS)
 
 
 def read_derived_rows(session: Session, instance_id: int) -> DerivedRows:
     """Load which open tasks, waiting timers and subscriptions an instance has."""
     found = DerivedRows()
-    for kind, task_id, fire_at, message in session.execute(
-        _DERIVED_ROWS, {"instance_id": instance_id}
+    for kind, task_id, message, _, fire_at in session.execute(
+        DERIVED_ROWS, {"instance_id": instance_id}
     ):
-        if kind == "task":
-            found.open_tasks.add(task_id)
-        elif kind == "timer":
-            found.timers[task_id] = fire_at
-        else:
-            found.subscriptions.add(f"{task_id}|{message}")
+        found.add(kind, task_id, message, fire_at)
     return found
 
 

@@ -10,7 +10,7 @@ from engine.actor import Actor
 from engine.deploy import deploy_files, folder_form_loader
 from engine.instances import due_timer_instances, fire_instance_timers, send_message, start_instance
 from engine.models import MessageSubscription
-from engine.state import LIVE_CACHE
+from engine.state import LIVE_CACHE, load_state
 from engine.sync import read_derived_rows
 from engine.views import describe_instance
 from tests.conftest import FIXTURES, NOW
@@ -104,9 +104,12 @@ def test_waits_read_back_from_the_database_as_the_change_left_them(session):
     instance = _start(session)
     session.flush()
     remembered = LIVE_CACHE.take(instance.id, instance.state_token)
-    assert remembered is not None and remembered.derived is not None
+    assert remembered is not None
+    assert remembered.derived is not None
     read = read_derived_rows(session, instance.id)
     assert read == remembered.derived
+    # A change restoring the workflow reads them with the task rows, in the same statement.
+    assert load_state(session, instance, with_derived=True).derived == remembered.derived
     assert list(read.timers.values()) == [NOW + timedelta(hours=1)]
     assert [key.split("|")[1] for key in read.subscriptions] == ["ping"]
     assert read.open_tasks == set()

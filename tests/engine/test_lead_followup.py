@@ -226,3 +226,45 @@ def test_form_money_amounts_are_checked_in_decimal():
     with pytest.raises(InvalidInput) as error:
         validate_form_data(schema, {"amount": 19.999})
     assert error.value.fields == {"amount": ["19.999 is not a multiple of 0.01"]}
+
+
+def test_lead_followup_retries_the_same_when_every_change_restores_from_the_rows(
+    session, started, open_task
+):
+    """As when each change lands on a worker that never saw the instance (no cached workflow)."""
+    from engine.state import LIVE_CACHE
+
+    instance = started()
+    now = NOW
+    for _ in (1, 2):
+        LIVE_CACHE.clear()
+        complete_task(
+            session, REP, open_task(instance, "call_lead").id, {"outcome": "no_answer"}, now=now
+        )
+        assert instance.status == "waiting"
+        assert instance.next_timer_at == now + timedelta(days=1)
+        now = now + timedelta(days=1)
+        LIVE_CACHE.clear()
+        fire_instance_timers(session, instance.id, now=now)
+        assert instance.status == "running"
+        # The new call's deadline (timers fire a microsecond after they fall due).
+        assert abs(instance.next_timer_at - (now + timedelta(days=3))) < timedelta(milliseconds=1)
+    timers = session.execute(
+        select(InstanceTimer.bpmn_id, InstanceTimer.status)
+        .where(InstanceTimer.instance_id == instance.id)
+        .order_by(InstanceTimer.id)
+    ).all()
+    # Each wait recorded once and closed once: nothing written twice, nothing left waiting.
+    assert [tuple(t) for t in timers] == [
+        ("call_overdue", "done"),
+        ("wait_retry", "done"),
+        ("call_overdue", "done"),
+        ("wait_retry", "done"),
+        ("call_overdue", "waiting"),
+    ]
+    open_calls = session.scalars(
+        select(HumanTask.bpmn_id).where(
+            HumanTask.instance_id == instance.id, HumanTask.status == "open"
+        )
+    ).all()
+    assert open_calls == ["call_lead"]
