@@ -21,7 +21,7 @@ from crm.commission.models import (
 from crm.commission.rules import Tier, build_tiers
 from crm.directory.models import Team, User
 from crm.directory.services import managed_user_ids
-from crm.errors import Forbidden, NotFound, fields_error
+from crm.errors import Forbidden, NotFound, fields_error, msg
 
 PLAN_EDITORS = frozenset({"admin", "finance"})
 ALL_REPS_ROLES = frozenset({"admin", "director"})
@@ -48,11 +48,11 @@ def _decimal(text: str, field: str, *, places: int) -> Decimal:
     try:
         value = Decimal(text.strip().replace(",", ""))
     except InvalidOperation:
-        raise fields_error(**{field: f"'{text}' is not a number"}) from None
+        raise fields_error(**{field: msg("'%(text)s' is not a number", text=text)}) from None
     if not value.is_finite() or value < 0:
         raise fields_error(**{field: "must be zero or more"})
     if value != value.quantize(Decimal(1).scaleb(-places)):
-        raise fields_error(**{field: f"has more than {places} decimal places"})
+        raise fields_error(**{field: msg("has more than %(places)s decimal places", places=places)})
     return value
 
 
@@ -64,11 +64,17 @@ def parse_tiers(text: str) -> list[Tier]:
         if not parts:
             continue
         if len(parts) != 2:
-            raise fields_error(tiers=f"line {number}: write 'lower% multiplier', e.g. '80 1.0'")
+            raise fields_error(
+                tiers=msg(
+                    "line %(number)s: write 'lower%% multiplier', e.g. '80 1.0'", number=number
+                )
+            )
         lower = _decimal(parts[0], "tiers", places=2)
         multiplier = _decimal(parts[1], "tiers", places=3)
         if lower > 1000 or multiplier > 10:
-            raise fields_error(tiers=f"line {number}: at most 1000 % and a multiplier of 10")
+            raise fields_error(
+                tiers=msg("line %(number)s: at most 1000 %% and a multiplier of 10", number=number)
+            )
         bands.append((lower, multiplier))
     if len({lower for lower, _ in bands}) != len(bands):
         raise fields_error(tiers="two tiers start at the same %")
@@ -103,7 +109,7 @@ def get_plan(session: Session, user: User, plan_id: int) -> CommissionPlan:
     _require_editor(user)
     plan = session.get(CommissionPlan, plan_id)
     if plan is None:
-        raise NotFound(f"commission plan {plan_id} does not exist")
+        raise NotFound(msg("commission plan %(id)s does not exist", id=plan_id))
     return plan
 
 
@@ -118,7 +124,7 @@ def save_plan(
         raise fields_error(name="is required")
     clash = session.scalar(select(CommissionPlan.id).where(CommissionPlan.name == name))
     if clash is not None and (plan is None or clash != plan.id):
-        raise fields_error(name=f"'{name}' is taken")
+        raise fields_error(name=msg("'%(name)s' is taken", name=name))
     if data.basis not in BASES:
         raise fields_error(basis="choose collected cash or won sales")
     rate_pct = _decimal(data.base_rate_pct or "", "base_rate", places=2)
@@ -132,10 +138,10 @@ def save_plan(
     tiers = parse_tiers(data.tiers)
     for user_id in data.user_ids:
         if session.get(User, user_id) is None:
-            raise fields_error(users=f"user {user_id} does not exist")
+            raise fields_error(users=msg("user %(id)s does not exist", id=user_id))
     for team_id in data.team_ids:
         if session.get(Team, team_id) is None:
-            raise fields_error(teams=f"team {team_id} does not exist")
+            raise fields_error(teams=msg("team %(id)s does not exist", id=team_id))
     before = plan_snapshot(plan) if plan is not None else None
     if plan is None:
         plan = CommissionPlan()
@@ -263,7 +269,9 @@ def set_coefficient(
     coefficient = _decimal(value or "", "coefficient", places=2)
     low, high = COEFFICIENT_RANGE
     if not low <= coefficient <= high:
-        raise fields_error(coefficient=f"must be between {low} and {high}")
+        raise fields_error(
+            coefficient=msg("must be between %(low)s and %(high)s", low=low, high=high)
+        )
     if not reason.strip():
         raise fields_error(reason="is required")
     month = month.replace(day=1)

@@ -24,7 +24,7 @@ from crm.commission.rules import (
 )
 from crm.directory.models import User, UserRole
 from crm.directory.services import actor_for, managed_user_ids, notify, user_by_username
-from crm.errors import Conflict, Forbidden, NotFound, fields_error
+from crm.errors import Conflict, Forbidden, NotFound, fields_error, msg
 from crm.orders.models import Receipt, SalesOrder
 from crm.sales.models import Opportunity
 from crm.targets.services import attainment
@@ -106,7 +106,7 @@ def start_run(session: Session, user: User, month: date, *, now: datetime) -> Co
     if next_month(month) > now.date():
         raise fields_error(month="the month has not ended yet")
     if session.scalar(select(CommissionRun.id).where(CommissionRun.period_start == month)):
-        raise Conflict(f"the run for {month:%Y-%m} exists already")
+        raise Conflict(msg("the run for %(month)s exists already", month=f"{month:%Y-%m}"))
     run = CommissionRun(
         period_start=month, status="calculating", started_by=user.username, started_at=now
     )
@@ -127,7 +127,7 @@ def start_run(session: Session, user: User, month: date, *, now: datetime) -> Co
 def get_run_row(session: Session, run_id: int) -> CommissionRun:
     run = session.get(CommissionRun, run_id)
     if run is None:
-        raise NotFound(f"commission run {run_id} does not exist")
+        raise NotFound(msg("commission run %(id)s does not exist", id=run_id))
     return run
 
 
@@ -146,7 +146,9 @@ def calculate_run(session: Session, run_id: int, *, now: datetime) -> dict[str, 
     """(Re)compute every rep's statement; manual adjustments survive a recalculation."""
     run = get_run_row(session, run_id)
     if run.status == "issued":
-        raise Conflict(f"the run for {run.period_start:%Y-%m} is issued already")
+        raise Conflict(
+            msg("the run for %(month)s is issued already", month=f"{run.period_start:%Y-%m}")
+        )
     kept = {s.user_id: [ln for ln in s.lines if ln.kind == "adjustment"] for s in run.statements}
     run.statements.clear()
     session.flush()
@@ -261,13 +263,26 @@ def _adjustment_problems(
             amount = Decimal("NaN")
         rep = session.scalar(select(User).where(User.username == name)) if name else None
         if rep is None or rep.id not in statements:
-            problems.append(f"adjustment {number}: '{name}' has no statement in this run")
+            problems.append(
+                msg(
+                    "adjustment %(number)s: '%(rep)s' has no statement in this run",
+                    number=number,
+                    rep=name,
+                )
+            )
         elif scope is not None and rep.id not in scope:
-            problems.append(f"adjustment {number}: you do not manage {name}")
+            problems.append(
+                msg("adjustment %(number)s: you do not manage %(rep)s", number=number, rep=name)
+            )
         elif not amount.is_finite() or amount == 0 or money(amount) != amount:
-            problems.append(f"adjustment {number}: the amount must be a non-zero sum in cents")
+            problems.append(
+                msg(
+                    "adjustment %(number)s: the amount must be a non-zero sum in cents",
+                    number=number,
+                )
+            )
         elif not comment:
-            problems.append(f"adjustment {number}: a comment is required")
+            problems.append(msg("adjustment %(number)s: a comment is required", number=number))
         else:
             accepted.append((statements[rep.id], amount, comment))
     return problems, accepted
@@ -279,7 +294,9 @@ def adjust_run(
     """Add the reviewer's adjustment lines; any bad item refuses them all (with the reasons)."""
     run = get_run_row(session, run_id)
     if run.status != "in_review":
-        raise Conflict(f"the run for {run.period_start:%Y-%m} is not in review")
+        raise Conflict(
+            msg("the run for %(month)s is not in review", month=f"{run.period_start:%Y-%m}")
+        )
     reviewer = user_by_username(session, by or "")
     problems, accepted = _adjustment_problems(session, run, reviewer, items or [])
     if problems:
@@ -308,7 +325,12 @@ def issue_statements(
     """Issue the approved run: every statement is final and its rep is told."""
     run = get_run_row(session, run_id)
     if run.status != "awaiting_finance":
-        raise Conflict(f"the run for {run.period_start:%Y-%m} is not approved for issue")
+        raise Conflict(
+            msg(
+                "the run for %(month)s is not approved for issue",
+                month=f"{run.period_start:%Y-%m}",
+            )
+        )
     run.status, run.approved_by, run.issued_at = "issued", by, now
     for statement in run.statements:
         statement.issued_at = now

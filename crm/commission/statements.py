@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from crm.commission.models import CommissionPlan, CommissionRun, CommissionStatement
 from crm.directory.models import User
 from crm.directory.services import managed_user_ids
-from crm.errors import NotFound
+from crm.errors import NotFound, msg
 
 SEE_ALL_ROLES = frozenset({"finance", "admin", "director"})
 
@@ -76,7 +76,7 @@ def run_summary(session: Session, user: User, run_id: int) -> RunSummary:
     run = session.get(CommissionRun, run_id)
     summary = RunSummary(run, _visible(session, user, run)) if run is not None else None
     if summary is None or (statement_scope(session, user) is not None and not summary.statements):
-        raise NotFound(f"commission run {run_id} does not exist")
+        raise NotFound(msg("commission run %(id)s does not exist", id=run_id))
     return summary
 
 
@@ -88,4 +88,4 @@ def get_statement(session: Session, user: User, statement_id: int) -> StatementR
     for row in rows:
         if row.statement.id == statement_id:
             return row
-    raise NotFound(f"commission statement {statement_id} does not exist")
+    raise NotFound(msg("commission statement %(id)s does not exist", id=statement_id))

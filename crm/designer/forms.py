@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from crm.designer.access import require_designer
 from crm.designer.workspace import Workspace, list_files, record_change, resolve, sha256, write_file
 from crm.directory.models import User
-from crm.errors import InvalidInput
+from crm.errors import InvalidInput, msg
 
 FORM_SUFFIXES = (".schema.json", ".uischema.json")
 UI_SUFFIX = ".uischema.json"
@@ -52,11 +52,11 @@ def _invalid(message: str) -> InvalidInput:
 def parse_form(name: str, text: str) -> dict[str, Any]:
     """Return the parsed form file, or raise InvalidInput naming what is wrong and where."""
     if len(text.encode("utf-8")) > MAX_FORM_BYTES:
-        raise _invalid(f"the form is larger than {MAX_FORM_BYTES // 1024} KiB")
+        raise _invalid(msg("the form is larger than %(size)s KiB", size=MAX_FORM_BYTES // 1024))
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise _invalid(f"not valid JSON: {exc}") from exc
+        raise _invalid(msg("not valid JSON: %(detail)s", detail=str(exc))) from exc
     if not isinstance(document, dict):
         raise _invalid("the form must be a JSON object")
     if name.endswith(UI_SUFFIX):
@@ -64,8 +64,10 @@ def parse_form(name: str, text: str) -> dict[str, Any]:
     try:
         Draft202012Validator.check_schema(document)
     except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path) or "top level"
-        raise _invalid(f"not a valid JSON Schema at {where}: {exc.message}") from exc
+        where = "/".join(str(p) for p in exc.path) or msg("top level")
+        raise _invalid(
+            msg("not a valid JSON Schema at %(where)s: %(detail)s", where=where, detail=exc.message)
+        ) from exc
     if document.get("type", "object") != "object":
         raise _invalid('a task form\'s schema must describe an object ("type": "object")')
     return document

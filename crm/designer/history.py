@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crm.designer.access import require_designer
 from crm.designer.models import DesignerAudit
 from crm.directory.models import User
-from crm.errors import InvalidInput, NotFound
+from crm.errors import InvalidInput, NotFound, msg
 from engine.bpmn_diff import BpmnDiff, diff_bpmn
 from engine.models import Deployment, ProcessDefinition
 from engine.xmlsafe import UnsafeXml
@@ -61,7 +61,7 @@ def process_versions(session: Session, actor: User, process_id: str) -> list[Pro
         .order_by(ProcessDefinition.version.desc())
     ).all()
     if not rows:
-        raise NotFound(f"process '{process_id}' has no deployed version")
+        raise NotFound(msg("process '%(id)s' has no deployed version", id=process_id))
     return [_version_of(definition, deployment) for definition, deployment in rows]
 
 
@@ -70,10 +70,16 @@ def version_source(session: Session, actor: User, definition_id: int) -> tuple[P
     require_designer(actor)
     definition = session.get(ProcessDefinition, definition_id)
     if definition is None:
-        raise NotFound(f"process version {definition_id} does not exist")
+        raise NotFound(msg("process version %(id)s does not exist", id=definition_id))
     source = definition.deployment.sources.get(definition.source_file)
     if source is None:
-        raise NotFound(f"the source of {definition.process_id} v{definition.version} was not kept")
+        raise NotFound(
+            msg(
+                "the source of %(process)s v%(version)s was not kept",
+                process=definition.process_id,
+                version=definition.version,
+            )
+        )
     return _version_of(definition, definition.deployment), source
 
 
@@ -86,12 +92,23 @@ def diff_versions(
     if old.process_id != new.process_id:
         raise InvalidInput(
             "compare two versions of the same process",
-            {"new": [f"v{new.version} is a version of {new.process_id}, not {old.process_id}"]},
+            {
+                "new": [
+                    msg(
+                        "v%(version)s is a version of %(process)s, not %(other)s",
+                        version=new.version,
+                        process=new.process_id,
+                        other=old.process_id,
+                    )
+                ]
+            },
         )
     try:
         diff = diff_bpmn(old_source, new_source)
     except UnsafeXml as exc:  # only a stored source edited outside Stagecraft could do this
-        raise InvalidInput(f"a stored version cannot be read: {exc}") from exc
+        raise InvalidInput(
+            msg("a stored version cannot be read: %(detail)s", detail=str(exc))
+        ) from exc
     return old, new, diff
 
 

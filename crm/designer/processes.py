@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from crm.designer.access import require_designer
 from crm.designer.workspace import Workspace, list_files, record_change, resolve, sha256, write_file
 from crm.directory.models import User
-from crm.errors import Conflict, NotFound, fields_error
+from crm.errors import Conflict, NotFound, fields_error, msg
 from engine.deploy import DeployResult, deploy_files
 from engine.deploy_checks import BPMN_NS, Problem
 from engine.deploy_preview import check_deploy, place_problems, unconnected_warnings
@@ -120,7 +120,9 @@ def _comment(text: str) -> str:
     if not text:
         raise fields_error(comment="say why you deploy this version")
     if len(text) > MAX_COMMENT:
-        raise fields_error(comment=f"keep the comment under {MAX_COMMENT} characters")
+        raise fields_error(
+            comment=msg("keep the comment under %(max)s characters", max=MAX_COMMENT)
+        )
     return text
 
 
@@ -145,8 +147,10 @@ def _deploy(
         raise DeployRejected(place_problems(exc.problems, files)) from exc
     if not result.created:
         raise Conflict(
-            f"these files are exactly those of deployment {result.deployment_id}; "
-            "nothing new was deployed"
+            msg(
+                "these files are exactly those of deployment %(id)s; nothing new was deployed",
+                id=result.deployment_id,
+            )
         )
     return result
 
@@ -210,15 +214,27 @@ def rollback_process(
     text = _comment(comment)
     old = session.get(ProcessDefinition, definition_id)
     if old is None:
-        raise NotFound(f"process version {definition_id} does not exist")
+        raise NotFound(msg("process version %(id)s does not exist", id=definition_id))
     source = old.deployment.sources.get(old.source_file)
     if source is None:
-        raise NotFound(f"the source of {old.process_id} v{old.version} was not kept")
+        raise NotFound(
+            msg(
+                "the source of %(process)s v%(version)s was not kept",
+                process=old.process_id,
+                version=old.version,
+            )
+        )
     content = _marked(source, old.version, actor, now)
     files = _edited_set(workspace, old.source_file, content)
     result = _deploy(session, actor, workspace, files, f"rollback to v{old.version}: {text}", now)
     if not any(p.process_id == old.process_id and p.new for p in result.processes):
-        raise Conflict(f"{old.process_id} v{old.version} is already the newest version")
+        raise Conflict(
+            msg(
+                "%(process)s v%(version)s is already the newest version",
+                process=old.process_id,
+                version=old.version,
+            )
+        )
     record_change(
         session,
         actor,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm.designer.models import DesignerAudit
 from crm.directory.models import User
-from crm.errors import NotFound
+from crm.errors import NotFound, msg
 from engine.deploy import collect_files, folder_form_loader
 from engine.deploy_checks import FormLoader
 
@@ -51,9 +51,9 @@ def resolve(base: Path, name: str, suffixes: tuple[str, ...], *, must_exist: boo
     root = base.resolve()
     path = (root / name).resolve()
     if not name or not path.is_relative_to(root) or not name.endswith(suffixes):
-        raise NotFound(f"'{name}' is not a file the designer edits")
+        raise NotFound(msg("'%(name)s' is not a file the designer edits", name=name))
     if must_exist and not path.is_file():
-        raise NotFound(f"'{name}' does not exist")
+        raise NotFound(msg("'%(name)s' does not exist", name=name))
     return path
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from crm.errors import InvalidInput
+from crm.errors import InvalidInput, msg
 from engine.sandbox import check_script
 from engine.sandbox_policy import ScriptError
 from engine.scripting import SANDBOX
@@ -118,21 +118,33 @@ def entry_problem(text: str, column: Column, inputs: tuple[Column, ...]) -> str 
     if entry.strip() in ("", ANY):
         return None
     if len(entry) > MAX_ENTRY or "\n" in entry:
-        return f"keep it to one line of at most {MAX_ENTRY} characters"
+        return msg("keep it to one line of at most %(max)s characters", max=MAX_ENTRY)
     sample = _sample(inputs)
     expression, context = _expression(entry, column.name, sample.get(column.name))
     problems = check_script(expression, "eval")
     if problems:
-        return f"'{entry}' is not a condition the engine can read ({problems[0][1]})"
+        return msg(
+            "'%(entry)s' is not a condition the engine can read (%(detail)s)",
+            entry=entry,
+            detail=problems[0][1],
+        )
     try:
         SANDBOX.evaluate(expression, sample, context)
     except NameError as exc:
         names = ", ".join(c.name for c in inputs)
         if str(exc.name).startswith(column.name):
-            return f"'{entry}' joins onto the input name; write ? for the input, e.g. '? in (1, 2)'"
-        return f"'{entry}' uses the unknown name '{exc.name}'; use numbers and {names}"
+            return msg(
+                "'%(entry)s' joins onto the input name; write ? for the input, e.g. '? in (1, 2)'",
+                entry=entry,
+            )
+        return msg(
+            "'%(entry)s' uses the unknown name '%(name)s'; use numbers and %(names)s",
+            entry=entry,
+            name=exc.name,
+            names=names,
+        )
     except (ScriptError, ArithmeticError, TypeError, ValueError) as exc:
-        return f"'{entry}' cannot be evaluated: {exc}"
+        return msg("'%(entry)s' cannot be evaluated: %(detail)s", entry=entry, detail=str(exc))
     return None
 
 
@@ -156,21 +168,34 @@ def check_rows(table: ApprovalTable, rows: list[ApprovalRow]) -> None:
     """
     problems: dict[str, list[str]] = {}
     if not rows:
-        problems["rows"] = ["the table needs at least one row"]
+        problems["rows"] = [msg("the table needs at least one row")]
     if len(rows) > MAX_ROWS:
-        problems["rows"] = [f"the table has at most {MAX_ROWS} rows"]
+        problems["rows"] = [msg("the table has at most %(max)s rows", max=MAX_ROWS)]
     for number, row in enumerate(rows, start=1):
         if len(row.description) > MAX_ENTRY or "\n" in row.description:
             problems[f"rows-{number}-description"] = [
-                f"row {number}, Description: keep it to one line of at most {MAX_ENTRY} characters"
+                msg(
+                    "row %(row)s, Description: keep it to one line of at most %(max)s characters",
+                    row=number,
+                    max=MAX_ENTRY,
+                )
             ]
         for column in table.inputs:
             problem = entry_problem(row.conditions.get(column.name, ANY), column, table.inputs)
             if problem:
                 label = column.label or column.name
-                problems[f"rows-{number}-{column.name}"] = [f"row {number}, {label}: {problem}"]
+                problems[f"rows-{number}-{column.name}"] = [
+                    msg(
+                        "row %(row)s, %(label)s: %(problem)s",
+                        row=number,
+                        label=label,
+                        problem=problem,
+                    )
+                ]
     if problems:
-        raise InvalidInput(f"please correct: {', '.join(sorted(problems))}", problems)
+        raise InvalidInput(
+            msg("please correct: %(fields)s", fields=", ".join(sorted(problems))), problems
+        )
 
 
 def _row_matches(table: ApprovalTable, row: ApprovalRow, data: dict[str, Any]) -> bool:

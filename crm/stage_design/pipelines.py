@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from crm.designer.workspace import Workspace
 from crm.directory.models import User
 from crm.directory.services import visible_owner_ids
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from crm.sales.models import Opportunity
 from crm.stage_design.models import PIPELINE
 from crm.stage_design.pipeline_bpmn import build_pipeline_bpmn, foreign_elements
@@ -88,20 +88,39 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+# Words for the stage properties a change names (`win_rate` -> "win rate").
+_PROPERTY_NAMES = {
+    "win_rate": msg("win rate"),
+    "max_days": msg("max days"),
+    "criteria": msg("criteria"),
+}
+
+
 def describe_change(change: dict[str, Any]) -> str:
-    """Return one change as an English sentence (deploy comments and the history)."""
+    """Return one change as an English sentence (deploy comments and the history).
+
+    The sentence is a `msg`: the history shows it in the reader's language.
+    """
     kind, label = change["kind"], change.get("label", "")
-    if kind in ("added", "removed"):
-        return f"{kind} stage {label}"
+    if kind == "added":
+        return msg("added stage %(label)s", label=label)
+    if kind == "removed":
+        return msg("removed stage %(label)s", label=label)
     if kind == "renamed":
-        return f"renamed stage {change['old']} to {label}"
+        return msg("renamed stage %(old)s to %(label)s", old=change["old"], label=label)
     if kind == "reordered":
-        return "new order: " + " > ".join(change["order"])
+        return msg("new order: %(order)s", order=" > ".join(change["order"]))
     if kind == "owner":
-        return f"owner: {label}"
+        return msg("owner: %(label)s", label=label)
     if kind == "guidance":
-        return f"{label}: new guidance"
-    return f"{label}: {kind.replace('_', ' ')} {change['old']} -> {change['new']}"
+        return msg("%(label)s: new guidance", label=label)
+    return msg(
+        "%(label)s: %(property)s %(old)s -> %(new)s",
+        label=label,
+        property=_PROPERTY_NAMES.get(kind, kind.replace("_", " ")),
+        old=change["old"],
+        new=change["new"],
+    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from crm.designer.workspace import Workspace, write_file
 from crm.directory.models import Team, User
 from crm.directory.services import team_subtree
-from crm.errors import Forbidden, InvalidInput, NotFound, fields_error
+from crm.errors import Forbidden, InvalidInput, NotFound, fields_error, msg
 from crm.sales.models import PIPELINES
 from crm.stage_design.models import DESIGN_KINDS, PIPELINE, DesignChange, DesignOwner
 from engine.deploy import (
@@ -48,9 +48,16 @@ def design_keys(kind: str) -> tuple[str, ...]:
     return tuple(PIPELINES) if kind == PIPELINE else tuple(APPROVAL_TABLES)
 
 
+def _kind_name(kind: str) -> str:
+    """Return how messages name a kind of design (`approval_table` -> "approval table")."""
+    if kind == PIPELINE:
+        return msg("pipeline")
+    return msg("approval table") if kind in DESIGN_KINDS else kind
+
+
 def _check_design(kind: str, key: str) -> None:
     if kind not in DESIGN_KINDS or key not in design_keys(kind):
-        raise NotFound(f"{kind} '{key}' does not exist")
+        raise NotFound(msg("%(kind)s '%(key)s' does not exist", kind=_kind_name(kind), key=key))
 
 
 def _led_teams(session: Session, user: User) -> set[int]:
@@ -84,7 +91,13 @@ def require_design_editor(session: Session, user: User, kind: str, key: str) -> 
     """
     _check_design(kind, key)
     if not can_edit_design(session, user, kind, key):
-        raise Forbidden(f"only admins and the managers owning {kind} '{key}' may edit it")
+        raise Forbidden(
+            msg(
+                "only admins and the managers owning %(kind)s '%(key)s' may edit it",
+                kind=_kind_name(kind),
+                key=key,
+            )
+        )
 
 
 def may_use_designer(session: Session, user: User) -> bool:
@@ -121,7 +134,7 @@ def set_design_owner(
     row = owner_of(session, kind, key)
     team = session.get(Team, team_id) if team_id is not None else None
     if team_id is not None and team is None:
-        raise fields_error(team_id=f"team {team_id} does not exist")
+        raise fields_error(team_id=msg("team %(id)s does not exist", id=team_id))
     owner_name = team.name if team is not None else "none (admins only)"
     session.add(
         DesignChange(
@@ -167,7 +180,7 @@ def check_comment(comment: str) -> str:
     if not text:
         raise fields_error(comment="say why you change it (kept with the new version)")
     if len(text) > MAX_COMMENT:
-        raise fields_error(comment=f"at most {MAX_COMMENT} characters")
+        raise fields_error(comment=msg("at most %(max)s characters", max=MAX_COMMENT))
     return text
 
 
@@ -187,7 +200,9 @@ def collect_problems(check: Callable[[], None], comment: Callable[[], str]) -> s
     except InvalidInput as exc:
         problems.update(exc.fields)
     if problems:
-        raise InvalidInput(f"please correct: {', '.join(sorted(problems))}", problems)
+        raise InvalidInput(
+            msg("please correct: %(fields)s", fields=", ".join(sorted(problems))), problems
+        )
     return reason
 
 
@@ -205,7 +220,9 @@ def deployed_source(
             return source.encode("utf-8"), definition.version
     path = files.processes_dir / filename
     if not path.is_file():
-        raise NotFound(f"{filename} is neither deployed nor in the processes folder")
+        raise NotFound(
+            msg("%(file)s is neither deployed nor in the processes folder", file=filename)
+        )
     return path.read_bytes(), definition.version if definition is not None else None
 
 

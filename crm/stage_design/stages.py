@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crm.errors import InvalidInput
+from crm.errors import InvalidInput, msg
 from crm.sales.services import EXIT_CHECK_TEXT, EXIT_CRITERIA
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -100,9 +100,9 @@ def check_stages(stages: list[StageSpec]) -> None:
         problems.setdefault(f"stages-{row}-{name}" if row else name, []).append(message)
 
     if not stages:
-        add(None, "stages", "a pipeline needs at least one stage")
+        add(None, "stages", msg("a pipeline needs at least one stage"))
     if len(stages) > MAX_STAGES:
-        add(None, "stages", f"a pipeline has at most {MAX_STAGES} stages")
+        add(None, "stages", msg("a pipeline has at most %(max)s stages", max=MAX_STAGES))
     known = criteria_choices()
     seen_keys: dict[str, int] = {}
     seen_labels: dict[str, int] = {}
@@ -111,7 +111,9 @@ def check_stages(stages: list[StageSpec]) -> None:
         _check_label(stage.label.strip(), row, seen_labels, add)
         _check_values(stage, row, known, add)
     if problems:
-        raise InvalidInput(f"please correct: {', '.join(sorted(problems))}", problems)
+        raise InvalidInput(
+            msg("please correct: %(fields)s", fields=", ".join(sorted(problems))), problems
+        )
 
 
 def _check_key(key: str, row: int, seen: dict[str, int], report: _Report) -> None:
@@ -119,44 +121,68 @@ def _check_key(key: str, row: int, seen: dict[str, int], report: _Report) -> Non
         report(
             row,
             "key",
-            f"stage {row}: key '{key}' must be lower-case letters, digits and _ "
-            "(at most 40, starting with a letter)",
+            msg(
+                "stage %(row)s: key '%(key)s' must be lower-case letters, digits and _ "
+                "(at most 40, starting with a letter)",
+                row=row,
+                key=key,
+            ),
         )
     elif key in RESERVED_KEYS:
-        report(row, "key", f"stage {row}: key '{key}' is reserved")
+        report(row, "key", msg("stage %(row)s: key '%(key)s' is reserved", row=row, key=key))
     elif key in seen:
-        report(row, "key", f"stage {row}: key '{key}' is already used by stage {seen[key]}")
+        message = msg(
+            "stage %(row)s: key '%(key)s' is already used by stage %(other)s",
+            row=row,
+            key=key,
+            other=seen[key],
+        )
+        report(row, "key", message)
     else:
         seen[key] = row
 
 
 def _check_label(label: str, row: int, seen: dict[str, int], report: _Report) -> None:
     if not label:
-        report(row, "label", f"stage {row}: the name is required")
+        report(row, "label", msg("stage %(row)s: the name is required", row=row))
     elif len(label) > MAX_LABEL:
-        report(row, "label", f"stage {row}: the name is longer than {MAX_LABEL} characters")
+        message = msg(
+            "stage %(row)s: the name is longer than %(max)s characters", row=row, max=MAX_LABEL
+        )
+        report(row, "label", message)
     elif _TEMPLATE_MARKS.search(label):
-        report(row, "label", f"stage {row}: the name may not contain {{ or }}")
+        report(row, "label", msg("stage %(row)s: the name may not contain { or }", row=row))
     elif label.casefold() in seen:
         other = seen[label.casefold()]
-        report(row, "label", f"stage {row}: '{label}' is already the name of stage {other}")
+        message = msg(
+            "stage %(row)s: '%(label)s' is already the name of stage %(other)s",
+            row=row,
+            label=label,
+            other=other,
+        )
+        report(row, "label", message)
     else:
         seen[label.casefold()] = row
 
 
 def _check_values(stage: StageSpec, row: int, known: dict[str, str], report: _Report) -> None:
     if not 0 <= stage.win_rate <= 100:
-        report(row, "win_rate", f"stage {row}: the win rate must be from 0 to 100")
+        report(row, "win_rate", msg("stage %(row)s: the win rate must be from 0 to 100", row=row))
     if not 1 <= stage.max_days <= 365:
-        report(row, "max_days", f"stage {row}: max days must be from 1 to 365")
+        report(row, "max_days", msg("stage %(row)s: max days must be from 1 to 365", row=row))
     for code in stage.criteria:
         if code not in known:
-            report(row, "criteria", f"stage {row}: unknown exit criterion '{code}'")
+            message = msg("stage %(row)s: unknown exit criterion '%(code)s'", row=row, code=code)
+            report(row, "criteria", message)
     if len(stage.guidance) > MAX_GUIDANCE:
-        message = f"stage {row}: the guidance is longer than {MAX_GUIDANCE} characters"
+        message = msg(
+            "stage %(row)s: the guidance is longer than %(max)s characters",
+            row=row,
+            max=MAX_GUIDANCE,
+        )
         report(row, "guidance", message)
     elif _TEMPLATE_MARKS.search(stage.guidance):
-        report(row, "guidance", f"stage {row}: the guidance may not contain {{ or }}")
+        report(row, "guidance", msg("stage %(row)s: the guidance may not contain { or }", row=row))
 
 
 def assign_new_keys(stages: list[StageSpec], existing: set[str]) -> list[StageSpec]:

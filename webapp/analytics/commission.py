@@ -1,13 +1,12 @@
 """Commission and campaign pages: plans editor, coefficients, runs, statements, campaign ROI.
 
-Endpoints start with `commission_` or `campaign_`; the services decide who sees what.
+Endpoints start with `commission_` or `campaign_`; the services decide who sees what. The tables,
+CSV downloads and chart data these pages show are built in `commission_tables.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
-from operator import attrgetter
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -33,13 +32,27 @@ from crm.commission.plans import (
     plan_history,
     save_plan,
     set_coefficient,
-    tiers_text,
 )
 from crm.commission.runs import RUN_STARTERS, start_run
 from crm.commission.statements import get_statement, list_runs, run_summary
 from crm.csv_export import to_csv
-from crm.errors import InvalidInput, fields_error
+from crm.errors import InvalidInput
 from webapp.analytics import bp
+from webapp.analytics.commission_tables import (
+    CAMPAIGN_COLUMNS,
+    LINE_COLUMNS,
+    STATEMENT_COLUMNS,
+    campaign_chart,
+    campaign_rows,
+    coefficients_table,
+    month_before,
+    parse_month,
+    plan_values,
+    plans_table,
+    run_chart,
+    runs_table,
+    table_csv,
+)
 from webapp.crm_pages.common import (
     crm_user,
     csv_download,
@@ -82,19 +95,8 @@ def commission_links() -> dict[str, bool]:
     }
 
 
-def _month(values: Any, name: str = "month") -> date | None:
-    text = str(values.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(f"{text}-01" if len(text) == 7 else text).replace(day=1)
-    except ValueError:
-        raise fields_error(**{name: f"'{text}' is not a month (YYYY-MM)"}) from None
-
-
 def _last_month() -> date:
-    first = request_now().date().replace(day=1)
-    return date.fromordinal(first.toordinal() - 1).replace(day=1)
+    return month_before(request_now().date())
 
 
 # --- runs and statements -------------------------------------------------------------------
@@ -120,7 +122,7 @@ def _runs_page(status: int = 200, errors: dict[str, list[str]] | None = None) ->
 @bp.post("/commission/runs")
 def commission_start_run() -> Any:
     try:
-        month = _month(request.form) or _last_month()
+        month = parse_month(request.form) or _last_month()
         run = start_run(db.session, crm_user(), month, now=request_now())
     except InvalidInput as exc:
         return _runs_page(422, field_errors(exc))
@@ -130,68 +132,21 @@ def commission_start_run() -> Any:
 
 @bp.get("/commission/runs/export.csv")
 def commission_runs_csv() -> Any:
-    header = [_("Month"), _("Status"), _("Statements"), _("Total"), _("Issued at")]
-    rows = (
-        [f"{s.run.period_start:%Y-%m}", s.run.status, len(s.statements), s.total, s.run.issued_at]
-        for s in list_runs(db.session, crm_user())
-    )
+    header, rows = runs_table(list_runs(db.session, crm_user()))
     return csv_download(to_csv(header, rows), "commission-runs.csv")
 
 
 @bp.get("/commission/runs/<int:run_id>")
 def commission_run(run_id: int) -> Any:
     summary = run_summary(db.session, crm_user(), run_id)
-    chart = {
-        "labels": [s.rep.display_name for s in summary.statements],
-        "totals": [str(s.statement.total) for s in summary.statements],
-        "attainment": [
-            None if s.statement.attainment_pct is None else str(s.statement.attainment_pct)
-            for s in summary.statements
-        ],
-        "totalLabel": _("Commission"),
-        "attainmentLabel": _("Attainment %"),
-    }
-    return render_template("analytics/commission/run.html", s=summary, chart=chart)
-
-
-# CSV columns: (header, attribute path on the exported object).
-STATEMENT_COLUMNS = (
-    (_l("Rep"), "rep.display_name"),
-    (_l("Plan"), "plan_name"),
-    (_l("Basis"), "statement.basis"),
-    (_l("Target"), "statement.target"),
-    (_l("Achieved"), "statement.achieved"),
-    (_l("Attainment %"), "statement.attainment_pct"),
-    (_l("Coefficient"), "statement.coefficient"),
-    (_l("Total"), "statement.total"),
-    (_l("Currency"), "statement.currency"),
-)
-LINE_COLUMNS = (
-    (_l("Kind"), "kind"),
-    (_l("Item"), "label"),
-    (_l("Date"), "occurred_on"),
-    (_l("Base"), "base"),
-    (_l("Rate"), "rate"),
-    (_l("Tier"), "tier"),
-    (_l("Multiplier"), "multiplier"),
-    (_l("Coefficient"), "coefficient"),
-    (_l("Amount"), "amount"),
-    (_l("Comment"), "comment"),
-    (_l("By"), "created_by"),
-)
-
-
-def _table_csv(columns: tuple[tuple[Any, str], ...], items: Any, filename: str) -> Any:
-    getters = [attrgetter(path) for _, path in columns]
-    rows = ([get(item) for get in getters] for item in items)
-    return csv_download(to_csv([str(h) for h, _ in columns], rows), filename)
+    return render_template("analytics/commission/run.html", s=summary, chart=run_chart(summary))
 
 
 @bp.get("/commission/runs/<int:run_id>/export.csv")
 def commission_run_csv(run_id: int) -> Any:
     summary = run_summary(db.session, crm_user(), run_id)
     filename = f"commission-{summary.run.period_start:%Y-%m}.csv"
-    return _table_csv(STATEMENT_COLUMNS, summary.statements, filename)
+    return table_csv(STATEMENT_COLUMNS, summary.statements, filename)
 
 
 @bp.get("/commission/statements/<int:statement_id>")
@@ -205,7 +160,7 @@ def commission_statement(statement_id: int) -> Any:
 def commission_statement_csv(statement_id: int) -> Any:
     row = get_statement(db.session, crm_user(), statement_id)
     filename = f"commission-statement-{row.statement.id}-{row.rep.username}.csv"
-    return _table_csv(LINE_COLUMNS, row.statement.lines, filename)
+    return table_csv(LINE_COLUMNS, row.statement.lines, filename)
 
 
 # --- plans and coefficients ----------------------------------------------------------------
@@ -220,58 +175,20 @@ def commission_plans() -> Any:
 
 @bp.get("/commission/plans/export.csv")
 def commission_plans_csv() -> Any:
-    header = [
-        _("Plan"),
-        _("Basis"),
-        _("Rate %"),
-        _("Valid from"),
-        _("Valid to"),
-        _("Cap"),
-        _("Tiers"),
-        _("Updated by"),
-    ]
-    rows = (
-        [
-            p.name,
-            p.basis,
-            p.base_rate * 100,
-            p.valid_from,
-            p.valid_to,
-            p.cap,
-            tiers_text(p).replace("\n", "; "),
-            p.updated_by,
-        ]
-        for p in list_plans(db.session, crm_user())
-    )
+    header, rows = plans_table(list_plans(db.session, crm_user()))
     return csv_download(to_csv(header, rows), "commission-plans.csv")
 
 
 def _plan_form(plan_id: int | None, status: int = 200, **state: Any) -> Any:
     user = crm_user()
     plan = get_plan(db.session, user, plan_id) if plan_id is not None else None
-    if "values" not in state:
-        state["values"] = (
-            {
-                "name": plan.name,
-                "basis": plan.basis,
-                "base_rate": format((plan.base_rate * 100).normalize(), "f"),
-                "valid_from": plan.valid_from.isoformat(),
-                "valid_to": plan.valid_to.isoformat() if plan.valid_to else "",
-                "cap": str(plan.cap) if plan.cap is not None else "",
-                "tiers": tiers_text(plan),
-                "users": [m.user_id for m in plan.members if m.user_id],
-                "teams": [m.team_id for m in plan.members if m.team_id],
-            }
-            if plan
-            else {"basis": "cash", "tiers": "0 0.8\n80 1.0\n100 1.5", "users": [], "teams": []}
-        )
     return render_template(
         "analytics/commission/plan_form.html",
         plan=plan,
         choices=plan_choices(db.session, user),
         history=plan_history(db.session, user, plan.id) if plan else [],
         errors=state.get("errors", {}),
-        values=state["values"],
+        values=state["values"] if "values" in state else plan_values(plan),
     ), status
 
 
@@ -338,7 +255,7 @@ def _coefficients_page(month: date, status: int = 200, **state: Any) -> Any:
 @bp.get("/commission/coefficients")
 def commission_coefficients() -> Any:
     try:
-        month = _month(request.args) or _last_month()
+        month = parse_month(request.args) or _last_month()
     except InvalidInput:
         month = _last_month()
     return _coefficients_page(month)
@@ -346,19 +263,8 @@ def commission_coefficients() -> Any:
 
 @bp.get("/commission/coefficients/export.csv")
 def commission_coefficients_csv() -> Any:
-    month = _month(request.args) or _last_month()
-    header = [_("Rep"), _("Month"), _("Coefficient"), _("Reason"), _("Set by"), _("Set at")]
-    rows = (
-        [
-            r["user"].display_name,
-            f"{month:%Y-%m}",
-            r["row"].coefficient if r["row"] else "1.00",
-            r["row"].reason if r["row"] else "",
-            r["row"].set_by if r["row"] else "",
-            r["row"].set_at if r["row"] else "",
-        ]
-        for r in list_coefficients(db.session, crm_user(), month)
-    )
+    month = parse_month(request.args) or _last_month()
+    header, rows = coefficients_table(list_coefficients(db.session, crm_user(), month), month)
     return csv_download(to_csv(header, rows), f"commission-coefficients-{month:%Y-%m}.csv")
 
 
@@ -366,7 +272,7 @@ def commission_coefficients_csv() -> Any:
 def commission_set_coefficient() -> Any:
     month = _last_month()
     try:
-        month = _month(request.form) or month
+        month = parse_month(request.form) or month
         rep_id = form_int(request.form, "rep_id") or 0
         set_coefficient(
             db.session,
@@ -397,45 +303,17 @@ def _campaign_filters() -> dict[str, Any]:
 def campaign_roi() -> Any:
     filters = _campaign_filters()
     report = campaign_report(db.session, crm_user(), **filters)
-    chart = {
-        "labels": [c.key for c in report.campaigns],
-        "cost": [None if c.cost is None else str(c.cost) for c in report.campaigns],
-        "revenue": [str(c.revenue) for c in report.campaigns],
-        "cash": [str(c.cash) for c in report.campaigns],
-        "costLabel": _("Cost"),
-        "revenueLabel": _("Revenue (won)"),
-        "cashLabel": _("Cash collected"),
-    }
     return render_template(
         "analytics/commission/campaigns.html",
         report=report,
         channels=campaign_channels(db.session),
-        chart=chart,
+        chart=campaign_chart(report),
         **filters,
     )
-
-
-CAMPAIGN_COLUMNS = (
-    (_l("Campaign"), "key"),
-    (_l("Channel"), "channel"),
-    (_l("Cost"), "cost"),
-    (_l("Leads"), "leads"),
-    (_l("Customers"), "customers"),
-    (_l("Won"), "won"),
-    (_l("Lead → customer %"), "customer_rate"),
-    (_l("Customer → won %"), "win_rate"),
-    (_l("Lead → won %"), "lead_to_won_rate"),
-    (_l("Revenue (won)"), "revenue"),
-    (_l("Cash collected"), "cash"),
-    (_l("ROI %"), "roi_pct"),
-)
 
 
 @bp.get("/campaigns/export.csv")
 def campaign_roi_csv() -> Any:
     """Export the campaigns, then one row per channel and the total."""
     report = campaign_report(db.session, crm_user(), **_campaign_filters())
-    channels = [replace(c, key=_("Channel: %(name)s", name=c.key)) for c in report.channels]
-    total = replace(report.total, key=_("Total"))
-    items = [*report.campaigns, *channels, total]
-    return _table_csv(CAMPAIGN_COLUMNS, items, "campaign-roi.csv")
+    return table_csv(CAMPAIGN_COLUMNS, campaign_rows(report), "campaign-roi.csv")

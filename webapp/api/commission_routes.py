@@ -17,7 +17,7 @@ from crm.campaigns.roi import campaign_report
 from crm.commission.runs import start_run
 from crm.commission.statements import RunSummary, StatementRow, get_statement, list_runs
 from crm.commission.statements import run_summary as find_run
-from crm.errors import fields_error
+from crm.errors import fields_error, msg
 from engine.db import utcnow
 from webapp.api import api_user, bp, load
 from webapp.api.openapi import document
@@ -124,7 +124,7 @@ def commission_start_run() -> Any:
     try:
         month = date.fromisoformat(f"{body['month']}-01")
     except ValueError:
-        raise fields_error(month=f"'{body['month']}' is not a month") from None
+        raise fields_error(month=msg("'%(text)s' is not a month", text=body["month"])) from None
     user = api_user()
     run = start_run(db.session, user, month, now=utcnow())
     return jsonify(CommissionRunSchema().dump(find_run(db.session, user, run.id))), 201

@@ -38,11 +38,12 @@ from crm.designer.processes import (
     save_process_file,
 )
 from crm.designer.workspace import Workspace
-from crm.errors import InvalidInput, NotFound
+from crm.errors import InvalidInput, NotFound, msg
 from engine.deploy_checks import Problem
 from engine.errors import DeployRejected
 from webapp.crm_pages.common import crm_user, form_text, request_now, require_sign_in
 from webapp.designer import bp
+from webapp.errors import translate
 from webapp.extensions import db
 from webapp.taskforms.fields import build_fields
 from webapp.taskforms.render import render_fields
@@ -228,7 +229,13 @@ def admin_diff(process_id: str) -> Any:
         raise InvalidInput(_("choose two versions to compare"), {"old": [_("choose a version")]})
     old, new, diff = diff_versions(db.session, crm_user(), int(old_id), int(new_id))
     if old.process_id != process_id:
-        raise NotFound(f"v{old.version} is not a version of '{process_id}'")
+        raise NotFound(
+            msg(
+                "v%(version)s is not a version of '%(process)s'",
+                version=old.version,
+                process=process_id,
+            )
+        )
     _new, source = version_source(db.session, crm_user(), new.definition_id)
     return render_template("designer/admin/diff.html", old=old, new=new, diff=diff, xml=source)
 
@@ -280,7 +287,9 @@ def admin_form_preview(name: str) -> Any:
     try:
         pair = preview_form(crm_user(), _workspace(), name, request.form.get("content", ""))
     except InvalidInput as exc:
-        return render_template("designer/admin/_form_preview.html", error=exc.message), 422
+        return render_template(
+            "designer/admin/_form_preview.html", error=translate(exc.message)
+        ), 422
     fields = build_fields(pair.schema, pair.ui, None) if pair.schema else []
     return render_template(
         "designer/admin/_form_preview.html", error=None, fields_html=render_fields(fields)
@@ -295,7 +304,7 @@ def admin_form_save(name: str) -> Any:
         save_form(db.session, crm_user(), _workspace(), name, text, request_now())
     except InvalidInput as exc:
         return render_template(
-            "designer/admin/form.html", name=name, text=text, error=exc.message
+            "designer/admin/form.html", name=name, text=text, error=translate(exc.message)
         ), 422
     flash(_("Saved %(file)s to forms/.", file=name))
     return redirect(url_for("designer.admin_form", name=name))
