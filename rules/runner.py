@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.analytics.rollup_build import rebuild_funnel_rollups
 from crm.analytics.snapshots import snapshot_forecasts
 from engine.db import utcnow
 from rules.mail import send_reminder_mail
@@ -26,6 +27,7 @@ RULES: dict[str, Rule] = {
     "allocate_pools": allocate_pools,
     "send_reminder_mail": send_reminder_mail,
     "snapshot_forecasts": snapshot_forecasts,
+    "rebuild_funnel_rollup": rebuild_funnel_rollups,
 }
 # How often the scheduler runs each rule, in seconds.
 INTERVALS: dict[str, int] = {
@@ -38,6 +40,9 @@ INTERVALS: dict[str, int] = {
     "allocate_pools": 3600,
     "send_reminder_mail": 60,
     "snapshot_forecasts": 3600,  # writes once per week (Monday, UTC); the rest are no-ops
+    # Builds a pipeline's roll-up once per stage list, else refreshes deals changed behind the
+    # services' back (PostgreSQL marks them); funnels read the history until then.
+    "rebuild_funnel_rollup": 60,
 }
 
 

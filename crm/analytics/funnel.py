@@ -12,9 +12,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, text
+from sqlalchemy import case, func, literal, select, text, true
 from sqlalchemy.orm import Session, aliased
 
+from crm.analytics.funnel_rollup import stage_entries_from_rollup
 from crm.analytics.numbers import days, money, percent
 from crm.analytics.periods import day_start, seconds_between
 from crm.analytics.scope import DealFilter, deal_conditions, owner_scope
@@ -113,7 +114,13 @@ def build_funnel(session: Session, user: User, flt: DealFilter, *, now: datetime
     if owners is not None and not owners:
         return result
     conditions = deal_conditions(flt, owners)
-    _stage_entries(session, result, configs, conditions, now)
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner's costs for these queries on large tables pass the JIT threshold, and
+        # compiling took longer (up to 1-2 s for the history) than running them.
+        session.execute(text("SET LOCAL jit = off"))
+    # Company-wide figures come from the daily roll-up when it can give them exactly.
+    if len(conditions) > 1 or not stage_entries_from_rollup(session, result, now):
+        _stage_entries(session, result, configs, conditions, now)
     _closed_deals(session, result, conditions)
     _stale(session, result, configs, conditions, now)
     return result
@@ -128,29 +135,12 @@ def _stage_entries(
 ) -> None:
     names = [c.stage for c in configs]
     start, end = day_start(result.period_start), day_start(result.period_end)
-    window: dict[str, Any] = {
-        "partition_by": StageChange.opportunity_id,
-        "order_by": (StageChange.changed_at, StageChange.id),
-    }
-    # Each move's next move comes from the window over the period's moves; for the last move
-    # of a deal in the period it is looked up after the period (index on deal and time), and an
-    # open deal without one is still in its stage at `now`. Stage names belong to one pipeline,
-    # so without other filters the deals need not be joined here.
-    history = select(
-        StageChange.opportunity_id.label("oid"),
-        StageChange.to_stage.label("stage"),
-        StageChange.changed_at.label("entered"),
-        func.lead(StageChange.changed_at).over(**window).label("left_at"),
-        func.lead(StageChange.to_stage).over(**window).label("next_stage"),
-    ).where(StageChange.changed_at >= start, StageChange.to_stage.in_([*names, "won", "lost"]))
     # A period that has not ended has no moves after it: the window then sees every next move.
     ended = end <= now
-    if ended:
-        history = history.where(StageChange.changed_at < end)
-    if len(conditions) > 1:  # conditions[0] is the pipeline
-        history = history.join(Opportunity, Opportunity.id == StageChange.opportunity_id).where(
-            *conditions
-        )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    history, scoped = _period_moves(
+        [*names, "won", "lost"], conditions, start, end, ended=ended, lateral=postgres
+    )
     moves = history.subquery()
     later = aliased(StageChange)
 
@@ -171,10 +161,13 @@ def _stage_entries(
     following = {
         name: names[i + 1] if i + 1 < len(names) else "won" for i, name in enumerate(names)
     }
+    # The deals' amount and status come along with a filter's deals, else from a join below.
+    deal_columns = (moves.c.amount, moves.c.status) if scoped is not None else ()
     stays = (
         select(
             moves.c.oid,
             moves.c.stage,
+            *deal_columns,
             seconds_between(session, moves.c.entered, left).label("dwell"),
             case((next_stage == case(following, value=moves.c.stage), 1), else_=0).label(
                 "advanced"
@@ -183,23 +176,23 @@ def _stage_entries(
         .where(moves.c.entered < end, moves.c.stage.in_(names))
         .cte("stays")
     )
+    carried = (stays.c.amount, stays.c.status) if scoped is not None else ()
     per_deal = (
-        select(stays.c.oid, stays.c.stage, func.max(stays.c.advanced).label("advanced"))
-        .group_by(stays.c.oid, stays.c.stage)
+        select(stays.c.oid, stays.c.stage, *carried, func.max(stays.c.advanced).label("advanced"))
+        .group_by(stays.c.oid, stays.c.stage, *carried)
         .subquery()
     )
-    deals = (
-        select(
-            per_deal.c.stage,
-            func.count().label("entered"),
-            func.sum(Opportunity.amount).label("amount"),
-            func.sum(per_deal.c.advanced).label("advanced"),
-            func.sum(case((Opportunity.status == "won", 1), else_=0)).label("won"),
-            func.sum(case((Opportunity.status == "lost", 1), else_=0)).label("lost"),
-        )
-        .join(Opportunity, Opportunity.id == per_deal.c.oid)
-        .group_by(per_deal.c.stage)
-    )
+    deal: Any = per_deal.c if scoped is not None else Opportunity
+    deals = select(
+        per_deal.c.stage,
+        func.count().label("entered"),
+        func.sum(deal.amount).label("amount"),
+        func.sum(per_deal.c.advanced).label("advanced"),
+        func.sum(case((deal.status == "won", 1), else_=0)).label("won"),
+        func.sum(case((deal.status == "lost", 1), else_=0)).label("lost"),
+    ).group_by(per_deal.c.stage)
+    if scoped is None:
+        deals = deals.join(Opportunity, Opportunity.id == per_deal.c.oid)
     by_stage = {f.stage: f for f in result.stages}
     if session.get_bind().dialect.name == "postgresql":
         # One statement: the stays are computed once and feed both aggregates. A long period
@@ -238,6 +231,58 @@ def _stage_entries(
         figures.stays = len(values)
         figures.avg_days = days(statistics.fmean(values))
         figures.median_days = days(statistics.median(values))
+
+
+def _period_moves(
+    kinds: list[str],
+    conditions: list[Any],
+    start: datetime,
+    end: datetime,
+    *,
+    ended: bool,
+    lateral: bool,
+) -> tuple[Any, Any]:
+    """Return the period's moves into `kinds`, each with the deal's next move in the period,
+    and the filtered deals' subquery (None without filters) whose amount and status come along.
+
+    For the last move of a deal in the period the next move is looked up after the period
+    (index on deal and time), and an open deal without one is still in its stage at `now`.
+    Stage names belong to one pipeline, so without other filters the deals need not be joined;
+    with them (team, rep, territory, product) the deals come first and each one's moves are
+    read from the index on deal and time, instead of every deal's moves of the period.
+    """
+    source: Any = StageChange.__table__
+    in_period = [source.c.changed_at >= start, source.c.to_stage.in_(kinds)]
+    if ended:
+        in_period.append(source.c.changed_at < end)
+    scoped: Any = None
+    if len(conditions) > 1:  # conditions[0] is the pipeline
+        scoped = (
+            select(Opportunity.id, Opportunity.amount, Opportunity.status)
+            .where(*conditions)
+            .subquery("scoped")
+        )
+        columns = (source.c.id, source.c.opportunity_id, source.c.to_stage, source.c.changed_at)
+        own = select(*columns).where(source.c.opportunity_id == scoped.c.id, *in_period)
+        # LATERAL makes PostgreSQL read the moves deal by deal; SQLite has no LATERAL.
+        source = own.lateral("own_moves") if lateral else own.subquery("own_moves")
+    window: dict[str, Any] = {
+        "partition_by": source.c.opportunity_id,
+        "order_by": (source.c.changed_at, source.c.id),
+    }
+    history = select(
+        source.c.opportunity_id.label("oid"),
+        source.c.to_stage.label("stage"),
+        source.c.changed_at.label("entered"),
+        func.lead(source.c.changed_at).over(**window).label("left_at"),
+        func.lead(source.c.to_stage).over(**window).label("next_stage"),
+        *((scoped.c.amount, scoped.c.status) if scoped is not None else ()),
+    )
+    if scoped is None:
+        return history.where(*in_period), None
+    if lateral:
+        return history.select_from(scoped).join(source, true()), scoped
+    return history.select_from(scoped).join(source, source.c.opportunity_id == scoped.c.id), scoped
 
 
 def _deal_figures(figures: StageFigures, row: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.analytics.rollup import refresh_funnel_deal
 from crm.customers.models import Contact, Customer
 from crm.directory.models import User
 from crm.directory.services import can_see_owner, manager_of, notify
@@ -130,6 +131,7 @@ def enter_stage(
         )
     )
     opportunity.stage, opportunity.stage_win_rate, opportunity.stage_since = stage, win_rate, now
+    refresh_funnel_deal(session, opportunity.id)
     return opportunity
 
 
@@ -230,6 +232,7 @@ def close_opportunity(
         now,
     )
     opportunity.win_rate_override = None
+    refresh_funnel_deal(session, opportunity.id)
     return opportunity
 
 
