@@ -17,9 +17,12 @@ default size (5,000 users, 1,000,000 open and 1,000,000 completed tasks) it take
 from __future__ import annotations
 
 import argparse
+import cProfile
 import http.client
+import io
 import os
 import platform
+import pstats
 import random
 import re
 import signal
@@ -536,7 +539,7 @@ def explain_views(app: Flask, org: Org) -> None:
             try:
                 cursor = raw.cursor()
                 for statement, params in statements:
-                    if not statement.lstrip().upper().startswith("SELECT"):
+                    if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                         continue
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
                     plan = [row[0] for row in cursor.fetchall()]
@@ -545,6 +548,35 @@ def explain_views(app: Flask, org: Org) -> None:
             finally:
                 raw.close()
     event.remove(engine, "before_cursor_execute", capture)
+
+
+def profile_views(app: Flask, org: Org, samples: int, top: int, seed: int = 11) -> None:
+    """Print where each view's requests spend their CPU time (--profile), after the timing.
+
+    cProfile slows the requests down several times, so these runs are not the timed ones.
+    """
+    picker = random.Random(seed)
+    people = {
+        "rep": list(range(org.first_rep, org.first_rep + org.reps)),
+        "manager": list(range(org.first_manager, org.first_manager + org.managers)),
+    }
+    with app.app_context():
+        from webapp import db
+
+        views = inbox_views(db.engine)
+    for view in views:
+        signed_in_get(app, picker.choice(people[view.people]), view.path)
+        profiler = cProfile.Profile(time.process_time)
+        for _ in range(samples):
+            user_id = picker.choice(people[view.people])
+            profiler.enable()
+            signed_in_get(app, user_id, view.path)
+            profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        print(f"\n=== profile of {view.name}, {samples} requests\n{out.getvalue()}", flush=True)
 
 
 # --- 3. completions per second over HTTP ------------------------------------------------------
@@ -767,6 +799,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--explain", action="store_true", help="print EXPLAIN ANALYZE of each view's queries"
     )
     parser.add_argument("--skip-http", action="store_true", help="leave out the gunicorn run")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the timing, profile N more requests of each view and print where the CPU "
+        "time goes",
+    )
+    parser.add_argument(
+        "--profile-top", type=int, default=30, help="functions listed per profile (30)"
+    )
     args = parser.parse_args(argv)
     if args.completed is None:
         args.completed = args.tasks
@@ -806,6 +849,8 @@ def main(argv: list[str] | None = None) -> None:
             explain_views(app, org)
         print("\nTiming inbox views", flush=True)
         rows = bench_views(app, org, args.samples)
+        if args.profile:
+            profile_views(app, org, args.profile, args.profile_top)
         http_rows: list[list[str]] = []
         if not args.skip_http:
             print("\nPreparing tasks to complete over HTTP", flush=True)

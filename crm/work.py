@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from crm.directory.services import actor_for, managed_user_ids, visible_owner_id
 from crm.errors import Forbidden, NotFound, msg
 from crm.lanes import owner_of_subject
 from engine.actor import Actor
-from engine.models import HumanTask
+from engine.models import HumanTask, ProcessInstance
 from engine.runtime import ChangeOutcome
 from engine.tasks import (
     claim_task,
@@ -65,15 +66,45 @@ def _acting_actor(session: Session, user: User, task: HumanTask) -> Actor:
     raise Forbidden(msg("task '%(title)s' is not yours", title=task.title))
 
 
+@dataclass(frozen=True)
+class LockedTask:
+    """A task the user may see and its instance, read under the instance's row lock."""
+
+    task: HumanTask
+    instance: ProcessInstance
+
+
+def lock_task_as(session: Session, user: User, task_id: int) -> LockedTask:
+    """Read a task the user may see (as `get_task_as`) under its instance's row lock.
+
+    For a form post that may complete the task: `complete_task_as(..., locked=...)` then works
+    on these copies instead of reading the task again.
+    """
+    try:
+        _, instance = lock_task(session, task_id)
+    except NotFound:
+        raise NotFound(msg("task %(id)s does not exist", id=task_id)) from None
+    return LockedTask(get_task_as(session, user, task_id), instance)
+
+
 def complete_task_as(
-    session: Session, user: User, task_id: int, data: dict[str, Any], *, now: datetime
+    session: Session,
+    user: User,
+    task_id: int,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    locked: LockedTask | None = None,
 ) -> ChangeOutcome:
-    """Complete a task as a CRM user (reps their own; managers also their team's)."""
+    """Complete a task as a CRM user (reps their own; managers also their team's).
+
+    `locked`: what `lock_task_as` returned for this task in this transaction.
+    """
     # Lock first: the permission check then reads the locked copy instead of a second one.
-    locked, instance = lock_task(session, task_id)
-    task = get_task_as(session, user, task_id)
-    actor = _acting_actor(session, user, task)
-    return complete_locked_task(session, actor, locked, instance, data, now=now)
+    if locked is None or locked.task.id != task_id:
+        locked = lock_task_as(session, user, task_id)
+    actor = _acting_actor(session, user, locked.task)
+    return complete_locked_task(session, actor, locked.task, locked.instance, data, now=now)
 
 
 def claim_task_as(session: Session, user: User, task_id: int, *, now: datetime) -> HumanTask:

@@ -37,7 +37,9 @@ class Pool(Base):
 
 class Customer(Base):
     __tablename__ = "customer"
-    __table_args__ = (Index("ix_customer_owner_tier", "owner_id", "tier"),)
+    # Pool recycling reads owned customers by tier; the inbox's "On my customers" reads a
+    # user's customers' ids, index-only thanks to the trailing id.
+    __table_args__ = (Index("ix_customer_owner_tier", "owner_id", "tier", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

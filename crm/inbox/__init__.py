@@ -1,2 +1,2 @@
-"""The inbox: task lists by tab (`queries`), the task page (`taskpage`), urging and bulk actions
-(`actions`). Nothing here imports Flask."""
+"""The inbox: task lists by tab (`queries`, `tabs`), the task page (`taskpage`), urging and bulk
+actions (`actions`). Nothing here imports Flask."""

@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm.directory.models import Notification, User
-from crm.directory.services import actor_for, managed_user_ids, notify
+from crm.directory.services import (
+    ALL_RECORDS_ROLES,
+    TEAM_ROLES,
+    actor_for,
+    managed_user_ids,
+    notify,
+)
 from crm.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from crm.inbox.taskpage import may_manage_tasks
 from crm.work import claim_task_as, complete_task_as, get_task_as, reassign_task_as
@@ -145,6 +151,32 @@ def reassign_choices(session: Session, user: User) -> list[User]:
     if not actor_for(user).can_repair:
         query = query.where(User.id.in_(sorted(managed_user_ids(session, user))))
     return list(session.scalars(query.order_by(User.display_name).limit(500)))
+
+
+@dataclass(frozen=True)
+class PersonChoice:
+    id: int
+    display_name: str
+
+
+def reassign_names(
+    session: Session, user: User, *, visible: set[int] | None = None
+) -> list[PersonChoice]:
+    """Return id and name of whom the user may give tasks to, as `reassign_choices` does.
+
+    `visible` is the user's `visible_owner_ids` when the caller has it: for supervisors and
+    managers it is the team they manage, which then is not looked up again.
+    """
+    query = select(User.id, User.display_name).where(User.active.is_(True))
+    if not actor_for(user).can_repair:
+        roles = user.roles
+        if visible is not None and roles & TEAM_ROLES and not roles & ALL_RECORDS_ROLES:
+            members = visible
+        else:
+            members = managed_user_ids(session, user)
+        query = query.where(User.id.in_(sorted(members)))
+    rows = session.execute(query.order_by(User.display_name).limit(500))
+    return [PersonChoice(user_id, name) for user_id, name in rows]
 
 
 def bulk_reassign(

@@ -8,33 +8,45 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, union, union_all
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from crm.customers.models import Customer
 from crm.directory.models import User
-from crm.directory.services import actor_for, visible_owner_ids
+from crm.directory.services import visible_owner_ids
+from crm.inbox.tabs import (
+    ORDER_CHILDREN,
+    OWNED_WITH_CUSTOMER,
+    TABS,
+    TabStatements,
+    listed_by_ids,
+    owned_by,
+    page_statement,
+    tab_params,
+    tab_statements,
+    task_stage,
+    unfiltered_page,
+)
 from crm.leads.models import Lead
-from crm.orders.models import Installment, InvoiceRequest, SalesOrder
-from crm.quotes.models import Quote
-from crm.sales.models import Opportunity
+from crm.orders.models import SalesOrder
 from engine.models import HumanTask, ProcessDefinition
-from engine.tasks import offered_task_ids, offered_ways
 
+__all__ = ["ORDER_CHILDREN", "OWNED_WITH_CUSTOMER", "TABS", "owned_by"]
 PAGE_SIZE = 50
-TABS = ("mine", "open", "customers", "completed")
+READ_RECORDS_AT_ONCE = True  # see inbox_page
 DUE_WINDOWS = ("overdue", "today", "week")
 SORTS = ("due", "created", "title")
-# Records a task can be about whose own row names customer and owner.
-OWNED_WITH_CUSTOMER: tuple[tuple[str, Any], ...] = (
-    ("opportunity", Opportunity),
-    ("quote", Quote),
-    ("order", SalesOrder),
-)
-ORDER_CHILDREN: tuple[tuple[str, Any], ...] = (
-    ("installment", Installment),
-    ("invoice_request", InvoiceRequest),
-)
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,7 @@ def parse_inbox_query(params: Mapping[str, str]) -> InboxQuery:
 
 @dataclass(frozen=True)
 class InboxRow:
-    task: HumanTask
+    task: Any  # a row of crm.inbox.tabs.LISTED_COLUMNS, read like a HumanTask
     customer: str | None
     overdue: bool
     due_today: bool
@@ -100,49 +112,11 @@ class InboxPage:
     processes: dict[str, str]  # process id -> name, for the filter and the rows
     stages: list[str]
     people: dict[str, str]  # username -> display name of everyone the rows name
-
-
-def owned_by(column: Any, scope: set[int] | None) -> ColumnElement[bool]:
-    return column.is_not(None) if scope is None else column.in_(sorted(scope))
+    scope: set[int] | None = None  # whose records the user sees (None: everyone's)
 
 
 def _about(kind: str, ids: Any) -> ColumnElement[bool]:
     return and_(HumanTask.subject_type == kind, HumanTask.subject_id.in_(ids))
-
-
-def _open_tasks_on_visible_records(scope: set[int] | None, username: str) -> list[Any]:
-    """Select the ids of open tasks not held by `username` whose record's owner is in `scope`.
-
-    `scope` None: any owner. One SELECT per kind of record (kinds do not overlap): each starts
-    from the owner's records and finds their tasks through the subject index, where an OR of
-    `IN (subquery)` tests would read every open task.
-    """
-
-    def tasks_about(kind: str, model: Any) -> Any:
-        return select(HumanTask.id).join(
-            model, and_(HumanTask.subject_type == kind, HumanTask.subject_id == model.id)
-        )
-
-    is_open = and_(
-        HumanTask.status == "open",
-        or_(HumanTask.assignee.is_(None), HumanTask.assignee != username),
-    )
-    parts = [tasks_about("lead", Lead).where(is_open, owned_by(Lead.owner_id, scope))]
-    parts += [
-        tasks_about(kind, model).where(is_open, owned_by(model.owner_id, scope))
-        for kind, model in OWNED_WITH_CUSTOMER
-    ]
-    parts += [
-        tasks_about(kind, model)
-        .join(SalesOrder, SalesOrder.id == model.order_id)
-        .where(is_open, owned_by(SalesOrder.owner_id, scope))
-        for kind, model in ORDER_CHILDREN
-    ]
-    parts += [
-        tasks_about("customer", Customer).where(is_open, owned_by(Customer.owner_id, scope)),
-        tasks_about("user", User).where(is_open, owned_by(User.id, scope)),
-    ]
-    return parts
 
 
 def _about_customer(text: str) -> ColumnElement[bool]:
@@ -172,60 +146,6 @@ def _about_customer(text: str) -> ColumnElement[bool]:
     return or_(*clauses)
 
 
-@dataclass(frozen=True)
-class _Tab:
-    condition: ColumnElement[bool]
-    # The tab's task ids as index-only scans, where counting them is cheaper than the condition.
-    ids: Any = None
-    # SELECTs of task ids whose union is the tab, each served by an index that carries the
-    # due date, process and properties: pages by due date and filter choices come from them.
-    ways: tuple[Any, ...] = ()
-
-
-def _tabs(session: Session, user: User) -> dict[str, _Tab]:
-    """Return what selects the tasks of every tab."""
-    actor = actor_for(user)
-    is_open = HumanTask.status == "open"
-    offered = [HumanTask.candidate_user == actor.username]
-    if actor.roles:
-        offered.append(HumanTask.candidate_role.in_(sorted(actor.roles)))
-    if actor.teams:
-        offered.append(HumanTask.candidate_team.in_(sorted(actor.teams)))
-    on_records = _open_tasks_on_visible_records(visible_owner_ids(session, user), actor.username)
-    return {
-        "mine": _Tab(and_(is_open, HumanTask.assignee == actor.username)),
-        "open": _Tab(
-            and_(is_open, HumanTask.assignee.is_(None), or_(*offered)),
-            offered_task_ids(actor),
-            tuple(select(HumanTask.id).where(way) for way in offered_ways(actor)),
-        ),
-        "customers": _Tab(
-            and_(
-                is_open,
-                or_(HumanTask.assignee.is_(None), HumanTask.assignee != actor.username),
-                HumanTask.id.in_(union_all(*on_records)),
-            ),
-            union_all(*on_records),
-            tuple(on_records),
-        ),
-        "completed": _Tab(
-            and_(HumanTask.status == "completed", HumanTask.completed_by == actor.username)
-        ),
-    }
-
-
-def _counts(session: Session, tabs: dict[str, _Tab]) -> dict[str, int]:
-    """Count every tab in one statement (one subquery each); "open" and "customers" by id."""
-    counts = [
-        select(func.count()).select_from(tab.ids.subquery())
-        if tab.ids is not None
-        else select(func.count()).select_from(HumanTask).where(tab.condition)
-        for tab in tabs.values()
-    ]
-    row = session.execute(select(*(c.scalar_subquery() for c in counts))).one()
-    return {name: count or 0 for name, count in zip(tabs, row, strict=True)}
-
-
 def _day_start(now: datetime, tz: tzinfo) -> datetime:
     local = now.astimezone(tz)
     return datetime.combine(local.date(), time(), tzinfo=tz).astimezone(UTC)
@@ -241,82 +161,58 @@ def _due_condition(window: str, now: datetime, tz: tzinfo) -> ColumnElement[bool
     return and_(HumanTask.due_at >= start, HumanTask.due_at < start + timedelta(days=1))
 
 
-_ORDER: dict[str, tuple[Any, ...]] = {
-    # Tasks without a due date come last; said as NULLS LAST, an index on due_at can serve it.
-    "due": (HumanTask.due_at.asc().nulls_last(), HumanTask.id),
-    "created": (HumanTask.created_at.desc(), HumanTask.id.desc()),
-    "title": (HumanTask.title, HumanTask.id),
-}
-
-
-def _page_by_due(ways: Any, filters: list[Any], page: int) -> Any:
-    """Select the ids on one page, by due date, of the tasks in the union of `ways`.
-
-    The first `page` pages of each way hold the page of their union.
-    """
-    due_order = (HumanTask.due_at.asc().nulls_last(), HumanTask.id)
-    heads = []
-    for way in ways:
-        head = (
-            way.with_only_columns(HumanTask.id, HumanTask.due_at)
-            .where(*filters)
-            .order_by(*due_order)
-            .limit(page * PAGE_SIZE)
-            .subquery()
-        )
-        heads.append(select(head.c.id, head.c.due_at))
-    merged = union(*heads).subquery()
-    return (
-        select(merged.c.id)
-        .order_by(merged.c.due_at.asc().nulls_last(), merged.c.id)
-        .offset((page - 1) * PAGE_SIZE)
-        .limit(PAGE_SIZE)
-    )
-
-
-def _choices(tab: _Tab, stage: Any) -> Any:
-    """Select the distinct (process, stage) pairs of the tab's tasks."""
-    if not tab.ways:
-        return select(HumanTask.process_id, stage).where(tab.condition).distinct()
-    # Per way, from its index alone (it carries process and properties).
-    pairs = union_all(
-        *(way.with_only_columns(HumanTask.process_id, stage.label("stage")) for way in tab.ways)
-    ).subquery()
-    return select(pairs.c.process_id, pairs.c.stage).distinct()
-
-
 def inbox_page(
     session: Session, user: User, query: InboxQuery, *, now: datetime, tz: tzinfo = UTC
 ) -> InboxPage:
     """Return one page of the user's inbox with the count of every tab."""
-    tabs = _tabs(session, user)
-    counts = _counts(session, tabs)
-    tab = tabs[query.tab]
-    in_tab = tab.condition
-    stage = HumanTask.properties["stage"].as_string()
-    filters = []
-    if query.process_id:
-        filters.append(HumanTask.process_id == query.process_id)
-    if query.stage:
-        filters.append(stage == query.stage)
-    if query.customer:
-        filters.append(_about_customer(query.customer))
-    if query.due:
-        filters.append(_due_condition(query.due, now, tz))
-    conditions = [in_tab, *filters]
+    _serial_plans(session)
+    scope = visible_owner_ids(session, user)
+    shape, params = tab_params(user, scope)
+    statements = tab_statements(shape)
+    tab = statements.tabs[query.tab]
+    filters = _filters(query, now, tz)
+    # A rep's or a team's "On my customers" by due date: counted, paged and its choices listed
+    # from one scan of its tasks (a few thousand at most), not three.
+    at_once = READ_RECORDS_AT_ONCE and query.tab == "customers" and scope is not None
+    at_once = at_once and not filters and query.sort == "due"
+    if at_once:
+        counts = _counts(session, statements.counts_but_records, params)
+        count, ids, choices = _records_at_once(session, statements, params, query.page)
+        counts["customers"] = count
+    else:
+        counts = _counts(session, statements.counts, params)
     if not filters:  # the tab's count is the total
         total = counts[query.tab]
     else:
-        total = session.scalar(select(func.count()).select_from(HumanTask).where(*conditions)) or 0
+        condition = select(func.count()).select_from(HumanTask).where(tab.condition, *filters)
+        total = session.scalar(condition, params) or 0
     pages = max(1, -(-total // PAGE_SIZE))
+    asked = query.page
     query = replace(query, page=min(query.page, pages))
-    page_of = select(HumanTask).order_by(*_ORDER[query.sort])
-    if tab.ways and query.sort == "due":
-        page_of = page_of.where(HumanTask.id.in_(_page_by_due(tab.ways, filters, query.page)))
+    if at_once:
+        if query.page != asked:  # asked past the last page: show the last one
+            _, ids, _ = _records_at_once(session, statements, params, query.page)
+        tasks = session.execute(listed_by_ids(), {"ids": ids}).all() if ids else []
     else:
-        page_of = page_of.where(*conditions).offset((query.page - 1) * PAGE_SIZE)
-    tasks = list(session.scalars(page_of.limit(PAGE_SIZE)))
-    names = _subject_names(session, tasks)
+        page_of = (
+            page_statement(tab, query.sort, filters)
+            if filters
+            else unfiltered_page(shape, query.tab, query.sort)
+        )
+        paging = {
+            "size": PAGE_SIZE,
+            "skip": (query.page - 1) * PAGE_SIZE,
+            "head": query.page * PAGE_SIZE,
+        }
+        tasks = session.execute(page_of, {**params, **paging}).all()
+        # The filter's choices: the processes and stages of every task in the tab, in one pass.
+        choices = {(p, s) for p, s in session.execute(statements.choices[query.tab], params)}
+    names, processes, people = _page_names(
+        session,
+        tasks,
+        {process_id for process_id, _ in choices} | {t.process_id for t in tasks},
+        {u for t in tasks for u in (t.assignee, t.candidate_user, t.completed_by)},
+    )
     today_end = _day_start(now, tz) + timedelta(days=1)
     rows = [
         InboxRow(
@@ -327,22 +223,64 @@ def inbox_page(
         )
         for t in tasks
     ]
-    # The filter's choices: the processes and stages of every task in the tab, in one pass.
-    choices = session.execute(_choices(tab, stage)).all()
-    process_ids = {process_id for process_id, _ in choices}
-    stages = {s for _, s in choices if s}
     return InboxPage(
         query=query,
         rows=rows,
         total=total,
         pages=pages,
         counts=counts,
-        processes=process_names(session, process_ids | {t.process_id for t in tasks}),
-        stages=sorted(s for s in stages if s),
-        people=display_names(
-            session, {u for t in tasks for u in (t.assignee, t.candidate_user, t.completed_by)}
-        ),
+        processes=processes,
+        stages=sorted({s for _, s in choices if s}),
+        people=people,
+        scope=scope,
     )
+
+
+def _filters(query: InboxQuery, now: datetime, tz: tzinfo) -> list[Any]:
+    filters: list[Any] = []
+    if query.process_id:
+        filters.append(HumanTask.process_id == query.process_id)
+    if query.stage:
+        filters.append(task_stage() == query.stage)
+    if query.customer:
+        filters.append(_about_customer(query.customer))
+    if query.due:
+        filters.append(_due_condition(query.due, now, tz))
+    return filters
+
+
+def _records_at_once(
+    session: Session, statements: TabStatements, params: dict[str, Any], page: int
+) -> tuple[int, list[int], set[tuple[str, str | None]]]:
+    """Return the count, the ids on `page` and the choices of "On my customers", in one scan."""
+    paging = {"size": PAGE_SIZE, "skip": (page - 1) * PAGE_SIZE}
+    count, ids, choices = 0, [], set()
+    for part, number, process_id, stage in session.execute(
+        statements.records_at_once, {**params, **paging}
+    ):
+        if part == "count":
+            count = number
+        elif part == "page":
+            ids.append(number)
+        else:
+            choices.add((process_id, stage))
+    return count, ids, choices
+
+
+def _counts(session: Session, statement: Any, params: dict[str, Any]) -> dict[str, int]:
+    row = session.execute(statement, params).one()
+    return {name: count or 0 for name, count in zip(TABS, row, strict=True)}
+
+
+def _serial_plans(session: Session) -> None:
+    """Keep PostgreSQL from starting parallel workers for the rest of this transaction.
+
+    The inbox's statements read a few thousand index entries at most. Parallel plans were chosen
+    for the counts on records of a team, and starting the workers took longer than the scans
+    (see docs/inbox-performance.md).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 def display_names(session: Session, usernames: Iterable[str | None]) -> dict[str, str]:
@@ -368,33 +306,86 @@ def process_names(session: Session, process_ids: Iterable[str]) -> dict[str, str
     return {k: v or k for k, v in names.items()}
 
 
-def _subject_names(session: Session, tasks: Iterable[HumanTask]) -> dict[tuple[str, int], str]:
-    """Name the customer (or lead) each task is about, in one query per kind of record."""
-    wanted: dict[str, set[int]] = defaultdict(set)
-    for task in tasks:
-        if task.subject_type and task.subject_id is not None:
-            wanted[task.subject_type].add(task.subject_id)
-    queries: dict[str, Any] = {
-        "lead": select(Lead.id, func.coalesce(Customer.name, Lead.company, Lead.name))
-        .outerjoin(Customer, Customer.id == Lead.customer_id)
-        .where(Lead.id.in_(wanted["lead"])),
-        "customer": select(Customer.id, Customer.name).where(Customer.id.in_(wanted["customer"])),
-    }
-    for kind, model in OWNED_WITH_CUSTOMER:
-        queries[kind] = (
+def _page_names(
+    session: Session, tasks: Iterable[Any], process_ids: set[str], usernames: set[str | None]
+) -> tuple[dict[tuple[str, int], str], dict[str, str], dict[str, str]]:
+    """Return what a page names, read in one statement.
+
+    The customer (or lead) of each task (`_subject_names`), the name of each process
+    (`process_names`) and the display name of each username (`display_names`).
+    """
+    ids, names = sorted(process_ids), sorted({u for u in usernames if u})
+    parts = [
+        select(
+            literal("process").label("kind"),
+            ProcessDefinition.process_id.label("key"),
+            ProcessDefinition.name.label("name"),
+            ProcessDefinition.version.label("version"),
+        ).where(ProcessDefinition.process_id.in_(ids)),
+        select(literal("user"), User.username, User.display_name, literal(0)).where(
+            User.username.in_(names)
+        ),
+        *_subject_name_parts(tasks),
+    ]
+    subjects: dict[tuple[str, int], str] = {}
+    found = dict.fromkeys(ids, "")
+    display: dict[str, str] = {}
+    # Processes by version: the name of the newest version wins, as in `process_names`.
+    rows = sorted(session.execute(union_all(*parts)), key=lambda row: row[3])
+    for kind, key, name, _version in rows:
+        if kind == "process":
+            found[key] = name or key
+        elif kind == "user":
+            display[key] = name
+        else:
+            subjects[(kind, int(key))] = name
+    return subjects, {k: v or k for k, v in found.items()}, display
+
+
+def _names_of(kind: str, ids: set[int]) -> Any:
+    """Select (record id, customer or lead name) of the records of one kind."""
+    if kind == "lead":
+        return (
+            select(Lead.id, func.coalesce(Customer.name, Lead.company, Lead.name))
+            .outerjoin(Customer, Customer.id == Lead.customer_id)
+            .where(Lead.id.in_(ids))
+        )
+    if kind == "customer":
+        return select(Customer.id, Customer.name).where(Customer.id.in_(ids))
+    direct: dict[str, Any] = dict(OWNED_WITH_CUSTOMER)
+    if kind in direct:
+        model = direct[kind]
+        return (
             select(model.id, Customer.name)
             .join(Customer, Customer.id == model.customer_id)
-            .where(model.id.in_(wanted[kind]))
+            .where(model.id.in_(ids))
         )
-    for kind, model in ORDER_CHILDREN:
-        queries[kind] = (
-            select(model.id, Customer.name)
-            .join(SalesOrder, SalesOrder.id == model.order_id)
-            .join(Customer, Customer.id == SalesOrder.customer_id)
-            .where(model.id.in_(wanted[kind]))
+    model = dict(ORDER_CHILDREN)[kind]
+    return (
+        select(model.id, Customer.name)
+        .join(SalesOrder, SalesOrder.id == model.order_id)
+        .join(Customer, Customer.id == SalesOrder.customer_id)
+        .where(model.id.in_(ids))
+    )
+
+
+_NAMED_KINDS = frozenset(
+    {"lead", "customer", *(k for k, _ in OWNED_WITH_CUSTOMER), *(k for k, _ in ORDER_CHILDREN)}
+)
+
+
+def _subject_name_parts(tasks: Iterable[Any]) -> list[Any]:
+    """Select (kind, record id as text, customer or lead name, 0) per kind of record named."""
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for task in tasks:
+        if task.subject_type in _NAMED_KINDS and task.subject_id is not None:
+            wanted[task.subject_type].add(task.subject_id)
+    parts = []
+    for kind, ids in sorted(wanted.items()):
+        record_id, name = _names_of(kind, ids).selected_columns
+        parts.append(
+            _names_of(kind, ids).with_only_columns(
+                literal(kind), cast(record_id, String), name, literal(0)
+            )
         )
-    found: dict[tuple[str, int], str] = {}
-    for kind, query in queries.items():
-        if wanted.get(kind):
-            found.update(((kind, i), name) for i, name in session.execute(query))
-    return found
+    return parts

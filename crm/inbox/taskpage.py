@@ -111,16 +111,22 @@ def task_context(session: Session, user: User, task: HumanTask) -> TaskContext |
 
 
 def task_form_schemas(
-    session: Session, task: HumanTask
+    session: Session, task: HumanTask, instance: ProcessInstance | None = None
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Return the task's JSON Schema (None: no form) and UI schema, from its process version."""
+    """Return the task's JSON Schema (None: no form) and UI schema, from its process version.
+
+    `instance`: the task's instance with its definition already read (by a task lock).
+    """
     if not task.form:
         return None, {}
-    forms = session.scalar(
-        select(ProcessDefinition.forms)
-        .join(ProcessInstance, ProcessInstance.definition_id == ProcessDefinition.id)
-        .where(ProcessInstance.id == task.instance_id)
-    )
+    if instance is not None and instance.id == task.instance_id:
+        forms: Any = instance.definition.forms
+    else:
+        forms = session.scalar(
+            select(ProcessDefinition.forms)
+            .join(ProcessInstance, ProcessInstance.definition_id == ProcessDefinition.id)
+            .where(ProcessInstance.id == task.instance_id)
+        )
     forms = forms if isinstance(forms, dict) else {}
     schema, ui = forms.get(task.form), forms.get(task.ui_form or "")
     return (schema if isinstance(schema, dict) else None), (ui if isinstance(ui, dict) else {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, Text
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base
@@ -28,6 +28,8 @@ class Campaign(Base):
 
 class Lead(Base):
     __tablename__ = "lead"
+    # The inbox's "On my customers" reads a user's records' ids from (owner_id, id) alone.
+    __table_args__ = (Index("ix_lead_owner_id_id", "owner_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -37,7 +39,7 @@ class Lead(Base):
     source: Mapped[str | None] = mapped_column(String(40))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id"), index=True)
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("pool.id"), index=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     status: Mapped[str] = mapped_column(String(20), default="new")
     status_reason: Mapped[str | None] = mapped_column(Text)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base
@@ -13,13 +13,15 @@ from engine.db import Base
 
 class SalesOrder(Base):
     __tablename__ = "sales_order"
+    # The inbox's "On my customers" reads a user's records' ids from (owner_id, id) alone.
+    __table_args__ = (Index("ix_sales_order_owner_id_id", "owner_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
     opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunity.id"), index=True)
     quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     signed_on: Mapped[date]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base
@@ -45,14 +45,18 @@ class PriceBookEntry(Base):
 
 class Quote(Base):
     __tablename__ = "quote"
-    __table_args__ = (UniqueConstraint("number", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("number", "revision"),
+        # The inbox's "On my customers" reads a user's records' ids from (owner_id, id) alone.
+        Index("ix_quote_owner_id_id", "owner_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40))
     revision: Mapped[int] = mapped_column(default=1)
     opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunity.id"), index=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     status: Mapped[str] = mapped_column(String(12), default="draft")
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     discount_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal("0"))

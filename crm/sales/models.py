@@ -32,11 +32,13 @@ class Opportunity(Base):
             postgresql_include=["owner_id", "amount"],
         ),
         Index("ix_opportunity_status_stage_since", "status", "stage", "stage_since"),
+        # The inbox's "On my customers" reads a user's records' ids from (owner_id, id) alone.
+        Index("ix_opportunity_owner_id_id", "owner_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"))
     name: Mapped[str] = mapped_column(String(200))
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))

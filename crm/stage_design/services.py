@@ -102,9 +102,17 @@ def require_design_editor(session: Session, user: User, kind: str, key: str) -> 
 
 def may_use_designer(session: Session, user: User) -> bool:
     """Tell whether the user may edit at least one design (for the navigation link)."""
-    if "admin" not in user.roles and not user.roles & DESIGNER_ROLES:
+    if "admin" in user.roles:
+        return any(design_keys(kind) for kind in DESIGN_KINDS)
+    if not user.roles & DESIGNER_ROLES:
         return False  # reps and the like: no query on every page
-    return any(entry.editable for entry in list_designs(session, user))
+    led = _led_teams(session, user)
+    if not led:
+        return False
+    owned = session.execute(
+        select(DesignOwner.kind, DesignOwner.key).where(DesignOwner.team_id.in_(sorted(led)))
+    )
+    return any(kind in DESIGN_KINDS and key in design_keys(kind) for kind, key in owned)
 
 
 def list_designs(session: Session, user: User) -> list[DesignEntry]:

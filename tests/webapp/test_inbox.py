@@ -350,3 +350,80 @@ def test_inbox_serves_htmx_and_nothing_else_from_node_modules(client):
     assert response.status_code == 200
     assert response.mimetype == "text/javascript"
     assert b"htmx" in response.data[:2000]
+
+
+def _row_html(page: str, task_id: int) -> str:
+    match = re.search(rf'<tr class="task-row[^"]*" id="task-{task_id}">.*?</tr>', page, re.S)
+    assert match, f"no row for task {task_id}"
+    return match.group(0)
+
+
+def test_inbox_row_shows_due_date_link_and_holder_in_english_and_chinese(
+    client, sign_in, start_task
+):
+    due = datetime(2031, 11, 25, 15, 5, tzinfo=UTC)
+    task = start_task("rita", "Umbrella", due_at=due, title="Call the lead")
+    sign_in("rita")
+    english = _row_html(client.get("/inbox?lang=en").get_data(as_text=True), task)
+    assert f'<a href="/tasks/{task}">Call the lead</a>' in english
+    # The short date and time of the locale, as Babel writes them.
+    assert '<time datetime="2031-11-25T15:05:00+00:00">11/25/31, 3:05\u202fPM</time>' in english
+    assert "Rita" in english
+    assert 'aria-label="Select “Call the lead”"' in english
+    chinese = _row_html(client.get("/inbox?lang=zh_CN").get_data(as_text=True), task)
+    assert '<time datetime="2031-11-25T15:05:00+00:00">2031/11/25 15:05</time>' in chinese
+    assert f'<a href="/tasks/{task}">' in chinese
+
+
+def test_inbox_customer_link_keeps_the_other_filters(client, sign_in, start_task):
+    late = start_task("rita", "Walk-in Ltd", due_at=datetime.now(UTC) - timedelta(days=1))
+    start_task("rita", "Other Ltd", due_at=datetime.now(UTC) - timedelta(days=1))
+    sign_in("rita")
+    page = client.get("/inbox?due=overdue&sort=title&page=1").get_data(as_text=True)
+    href = "/inbox?tab=mine&amp;customer=Walk-in+Ltd&amp;due=overdue&amp;sort=title"
+    assert f'<a href="{href}" hx-get="{href}" hx-push-url="true"' in _row_html(page, late)
+    assert _rows(client.get(href.replace("&amp;", "&")).get_data(as_text=True)) == [late]
+
+
+def test_inbox_open_row_names_the_queue_and_offers_claim(client, sign_in, start_task, task_row):
+    task = start_task(None, "Walk-in")
+    sign_in("rita")
+    row = _row_html(client.get("/inbox?tab=open").get_data(as_text=True), task)
+    queue = task_row(task).candidate_role
+    assert f'<span class="muted">open to {queue}</span>' in row
+    assert f'formaction="/tasks/{task}/claim" hx-post="/tasks/{task}/claim"' in row
+
+
+def test_inbox_manager_gives_tasks_only_to_people_of_their_team(client, sign_in, start_task):
+    start_task("rita", "A")
+    sign_in("mona")
+    page = client.get("/inbox?tab=customers").get_data(as_text=True)
+    choices = re.findall(r'<option value="\d+">([^<]+)</option>', page)
+    assert choices == ["Mona", "Ravi", "Rita"]
+
+
+def test_inbox_deactivated_user_is_signed_out_at_the_next_request(app, client, sign_in, org):
+    from webapp import db
+
+    sign_in("rita")
+    assert client.get("/inbox").status_code == 200
+    with app.app_context():
+        db.session.get(User, org["rita"]).active = False
+        db.session.commit()
+    response = client.get("/inbox")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_inbox_team_customers_tab_lists_the_teams_tasks_by_due_date(client, sign_in, start_task):
+    soon = datetime.now(UTC) + timedelta(days=1)
+    later = start_task("rita", "Later Ltd", due_at=soon + timedelta(days=3))
+    undated = start_task("ravi", "Undated Ltd")
+    sooner = start_task("ravi", "Sooner Ltd", due_at=soon)
+    start_task("sam", "Elsewhere Ltd", due_at=soon)
+    sign_in("mona")
+    page = client.get("/inbox?tab=customers").get_data(as_text=True)
+    assert _rows(page) == [sooner, later, undated]
+    assert _count(page, "customers") == 3
+    assert '<option value="lead_followup">' in page
+    assert "Elsewhere Ltd" not in page

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from crm.directory.auth import TooManyAttempts, authenticate
 from crm.directory.models import User
@@ -38,7 +39,9 @@ class WebUser(UserMixin):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> WebUser | None:
-    user = db.session.get(User, int(user_id))
+    # Every request loads the user afresh (a deactivated user is signed out at once); the roles
+    # come in the same statement.
+    user = db.session.get(User, int(user_id), options=[joinedload(User.role_rows)])
     return WebUser(user) if user is not None and user.active else None
 
 

@@ -33,7 +33,7 @@ from crm.inbox.actions import (
     bulk_claim,
     bulk_complete,
     bulk_reassign,
-    reassign_choices,
+    reassign_names,
     urge_task,
 )
 from crm.inbox.queries import InboxQuery, inbox_page, parse_inbox_query
@@ -42,6 +42,7 @@ from crm.work import claim_task_as, get_task_as, release_task_as
 from engine.db import utcnow
 from engine.models import HumanTask
 from webapp.extensions import db
+from webapp.inbox.rows import build_rows
 from webapp.taskforms.fields import RawValues, add_row, build_fields, remove_row
 from webapp.taskforms.render import render_fields
 from webapp.taskforms.values import FieldErrors, check_form
@@ -70,10 +71,11 @@ def render_inbox(query: InboxQuery, status: int = 200) -> Response:
     manage = may_manage_tasks(user)
     context: dict[str, Any] = {
         "page": page,
+        "rows": build_rows(page, me=user.username, inbox_path=url_for("inbox.index")),
         "q": page.query,
         "return_to": urlencode(page.query.as_params()),
         "manage": manage,
-        "team": reassign_choices(db.session, user) if manage else [],
+        "team": reassign_names(db.session, user, visible=page.scope) if manage else [],
         "me": user.username,
         "partial": is_htmx(),
         # The navigation's badge counts the same tasks as these two tabs: no second query.

@@ -18,7 +18,7 @@ from crm.inbox.taskpage import (
     task_form_schemas,
     tasks_opened_for,
 )
-from crm.work import complete_task_as, get_task_as
+from crm.work import complete_task_as, get_task_as, lock_task_as
 from engine.db import utcnow
 from engine.models import HumanTask
 from webapp.extensions import db
@@ -77,21 +77,28 @@ def show(task_id: int) -> Any:
 @login_required
 def submit(task_id: int) -> Any:
     user = current_user.user
+    raw = raw_form()
+    editing_rows = bool(request.form.get("_add_row") or request.form.get("_remove_row"))
+    locked = None
     try:
-        task = get_task_as(db.session, user, task_id)
+        if editing_rows:
+            task = get_task_as(db.session, user, task_id)
+        else:
+            # A post that may complete the task reads it under the lock it completes it with.
+            locked = lock_task_as(db.session, user, task_id)
+            task = locked.task
     except NotFound:
         # Someone else finished it and it left the user's view: the form is stale, not wrong.
         if is_closed_task(db.session, task_id):
             return render_template("inbox/stale.html"), 409
         raise
-    raw = raw_form()
     if request.form.get("_add_row"):
         return render_task(task, add_row(raw, request.form["_add_row"]))
     if request.form.get("_remove_row"):
         return render_task(task, remove_row(raw, request.form["_remove_row"]))
     if task.status != "open":
         return render_task(task, raw, status=409, stale=task.status)
-    schema, ui = task_form_schemas(db.session, task)
+    schema, ui = task_form_schemas(db.session, task, locked.instance if locked else None)
     fields = build_fields(schema, ui, raw) if schema else []
     if request.form.get("_action") == "draft":
         return save_draft(task, raw, fields)
@@ -99,7 +106,7 @@ def submit(task_id: int) -> Any:
     if errors:
         return render_task(task, raw, errors, status=422)
     try:
-        outcome = complete_task_as(db.session, user, task_id, values, now=utcnow())
+        outcome = complete_task_as(db.session, user, task_id, values, now=utcnow(), locked=locked)
     except Conflict as exc:
         db.session.rollback()
         return render_task(task, raw, status=409, stale=exc.message)
