@@ -24,8 +24,18 @@ from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, cast, delete, literal, null, select, union_all
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy import (
+    Integer,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -128,25 +138,46 @@ def _changed_tasks(live: LiveWorkflow) -> dict[UUID, tuple[str, Any]]:
     return changed
 
 
-_UPSERTS: dict[str, Any] = {}
+_TASK_ROWS = table_of(InstanceTaskState)
+_SQLITE_UPSERT = sqlite_insert(_TASK_ROWS).inline()
+# New and changed task rows in one statement. SQLite takes them as an executemany (its driver
+# loops in C); PostgreSQL as one INSERT over a JSON array of rows, since an executemany would
+# run one statement per row on the server (and array parameters are escaped element by element
+# in Python, while json.dumps does it in C).
+_UPSERT_SQLITE = _SQLITE_UPSERT.on_conflict_do_update(
+    index_elements=["instance_id", "task_id"],
+    set_={
+        "body": _SQLITE_UPSERT.excluded.body,
+        "workflow_key": _SQLITE_UPSERT.excluded.workflow_key,
+    },
+)
+_UPSERT_POSTGRESQL = text(
+    "INSERT INTO instance_task_state (instance_id, task_id, workflow_key, body)"
+    " SELECT :instance_id, t.task_id, t.workflow_key, t.body"
+    " FROM json_to_recordset(CAST(:rows AS json))"
+    " AS t(task_id varchar, workflow_key varchar, body text)"
+    " ON CONFLICT (instance_id, task_id)"
+    " DO UPDATE SET body = excluded.body, workflow_key = excluded.workflow_key"
+).bindparams(bindparam("instance_id", type_=Integer()), bindparam("rows", type_=Text()))
 
 
-def _upsert(session: Session) -> Any:
-    """Return an INSERT … ON CONFLICT DO UPDATE of task rows: new and changed in one statement.
-
-    Built once per dialect: constructing it (with its `excluded` columns) costs more than
-    executing it.
-    """
-    dialect = session.get_bind().dialect.name
-    found = _UPSERTS.get(dialect)
-    if found is None:
-        insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_into(table_of(InstanceTaskState)).inline()
-        found = _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=["instance_id", "task_id"],
-            set_={"body": statement.excluded.body, "workflow_key": statement.excluded.workflow_key},
+def _upsert_rows(
+    session: Session, writes: WriteBatch, instance_id: int, rows: list[tuple[str, str, str]]
+) -> None:
+    """Queue the upsert of (task id, workflow key, body) rows of one instance."""
+    if session.get_bind().dialect.name == "postgresql":
+        records = [{"task_id": t, "workflow_key": k, "body": b} for t, k, b in rows]
+        writes.execute(
+            _UPSERT_POSTGRESQL, {"instance_id": instance_id, "rows": json.dumps(records)}
         )
-    return found
+    else:
+        writes.execute(
+            _UPSERT_SQLITE,
+            [
+                {"instance_id": instance_id, "task_id": t, "workflow_key": k, "body": b}
+                for t, k, b in rows
+            ],
+        )
 
 
 def _loads(text: str) -> Any:
@@ -157,7 +188,6 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-_TASK_ROWS = table_of(InstanceTaskState)
 _DELETE_TASKS = delete(_TASK_ROWS).where(
     _TASK_ROWS.c.instance_id == bindparam("instance_id"),
     _TASK_ROWS.c.task_id.in_(bindparam("task_ids", expanding=True)),
@@ -181,16 +211,11 @@ def save_state(
             _DELETE_TASKS, {"instance_id": instance.id, "task_ids": [str(t) for t in removed]}
         )
     rows = [
-        {
-            "instance_id": instance.id,
-            "task_id": str(task_id),
-            "workflow_key": key,
-            "body": json.dumps(REGISTRY.convert(task), separators=(",", ":")),
-        }
+        (str(task_id), key, json.dumps(REGISTRY.convert(task), separators=(",", ":")))
         for task_id, (key, task) in changed.items()
     ]
     if rows:
-        connection.execute(_upsert(session), rows)
+        _upsert_rows(session, writes, instance.id, rows)
     live.stored_tasks = current
     live.touched.clear()
     instance.state = _document(live.workflow)
