@@ -68,6 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.crm_pages import register_crm_pages
     from webapp.designer import register_designer
     from webapp.errors import register_error_handlers
+    from webapp.flashes import register_flash_limit
     from webapp.home import bp as home_bp
     from webapp.i18n import register_language_switch, select_locale
     from webapp.inbox.routes import bp as inbox_bp
@@ -81,6 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     register_error_handlers(app)
     register_unit_of_work(app)
+    register_flash_limit(app)
     register_language_switch(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(api_bp)

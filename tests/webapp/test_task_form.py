@@ -345,6 +345,26 @@ def test_task_page_draft_is_saved_and_shown_again(client, sign_in, start_task, t
     assert task_row(task).status == "open"
 
 
+def test_messages_waiting_to_be_shown_do_not_pile_up_in_the_session(
+    client, sign_in, start_task
+):
+    """Posting again and again without loading a page keeps only the latest messages."""
+    task = _lead_task(start_task)
+    sign_in("rita")
+    token = csrf_token(client, f"/tasks/{task}")
+    for n in range(12):
+        response = client.post(
+            f"/tasks/{task}",
+            data={"csrf_token": token, "_action": "draft", "notes": f"try {n}"},
+        )
+        assert response.status_code == 303
+    with client.session_transaction() as session:
+        assert len(session["_flashes"]) == 3
+    page = client.get(f"/tasks/{task}").get_data(as_text=True)
+    assert page.count("Draft saved.") == 3  # the latest three, then none
+    assert "Draft saved." not in client.get(f"/tasks/{task}").get_data(as_text=True)
+
+
 def test_task_page_completing_returns_to_the_inbox_with_a_message(
     client, sign_in, start_task, task_row
 ):
