@@ -168,9 +168,12 @@ def apply_change(
     it is kept. An EngineError raised by `change` itself propagates and nothing is saved.
     All writes go out at the end, so the instance row is updated once.
     """
-    live = live or load_state(session, instance, with_derived=True)
-    if live.derived is None:
-        live.derived = read_derived_rows(session, instance.id)
+    with session.no_autoflush:
+        # Reading the instance's own rows needs nothing flushed first; a history entry the
+        # caller added then goes out with the change's other writes.
+        live = live or load_state(session, instance, with_derived=True)
+        if live.derived is None:
+            live.derived = read_derived_rows(session, instance.id)
     workflow = live.workflow
     workflow.script_engine = StagecraftScriptEngine(
         OperationContext(
