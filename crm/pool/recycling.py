@@ -1,8 +1,9 @@
 """Recycling: owned customers that a pool's rules say were left idle go back to a pool.
 
-One query per rule finds them (`candidates`); the rule run, the warnings and the managers'
-preview all use it, so the preview lists exactly what the next run does. Rules are taken in
-pool and rule order and the first rule that matches a customer recycles it.
+One query per rule finds them (`candidates`, in crm/pool/idle_query.py); the rule run, the
+warnings and the managers' preview all use it, so the preview lists exactly what the next run
+does. Rules are taken in pool and rule order and the first rule that matches a customer
+recycles it. On PostgreSQL the due customers' history is written in SQL (crm/pool/recycled.py).
 """
 
 from __future__ import annotations
@@ -13,33 +14,15 @@ from datetime import UTC, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    case,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    type_coerce,
-    update,
-)
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from crm.activities.models import Activity
 from crm.customers.models import Customer, Pool
 from crm.directory.models import User
-from crm.orders.models import SalesOrder
-from crm.pool.bulk import among
-from crm.pool.history import record_recycling
+from crm.pool.idle_query import candidates
 from crm.pool.models import PoolPolicy, RecycleLimit, RecycleRule
+from crm.pool.recycled import move_to_pool, record_history, recycle_in_sql
 from crm.pool.tasks import hand_open_tasks_to
-from crm.quotes.models import Quote
-from crm.sales.models import Opportunity
-from engine.db import UTCDateTime
 
 # Customer ids per batch: a batch's rows and its slice of the activity index stay small.
 BATCH = 20000
@@ -118,143 +101,6 @@ def load_rules(session: Session, pool_id: int | None = None) -> list[RuleSetting
     ]
 
 
-def _later(dialect: str, a: ColumnElement[Any], b: Any) -> ColumnElement[Any]:
-    # GREATEST skips NULLs on PostgreSQL; SQLite's two-argument max() would return NULL.
-    if dialect == "postgresql":
-        return func.greatest(a, b)
-    return func.max(a, func.coalesce(b, a))
-
-
-def _last_event(setting: RuleSetting, id_range: tuple[int, int] | None) -> Any:
-    """Return a subquery (customer_id, at) of the event the trigger counts from, or None.
-
-    A grouped subquery joined once (not a subquery per customer), limited to the id range of
-    the batch: a batch then reads its own slice of the activity or opportunity index.
-    """
-    trigger = setting.rule.trigger_kind
-    query: Any
-    if trigger == "no_followup":
-        key = Activity.customer_id
-        query = select(key.label("customer_id"), func.max(Activity.happened_at).label("at"))
-    elif trigger == "no_opportunity":
-        key = Opportunity.customer_id
-        latest = func.max(func.coalesce(Opportunity.closed_at, Opportunity.created_at))
-        query = select(key.label("customer_id"), latest.label("at"))
-    elif trigger == "no_deal":
-        key = Opportunity.customer_id
-        query = select(key.label("customer_id"), func.max(Opportunity.closed_at).label("at"))
-        query = query.where(Opportunity.status == "won")
-    elif trigger == "stage_unchanged":
-        key = Opportunity.customer_id
-        moved = func.max(func.coalesce(Opportunity.stage_since, Opportunity.created_at))
-        query = select(key.label("customer_id"), moved.label("at"))
-        query = query.where(Opportunity.status == "open")
-    else:  # contract_ended: counted from the owner taking over; the order dates are checked apart
-        return None
-    if id_range is not None:
-        query = query.where(key >= id_range[0], key < id_range[1])
-    return query.group_by(key).subquery("last_event")
-
-
-def _exemptions(setting: RuleSetting) -> list[ColumnElement[bool]]:
-    policy = setting.policy
-    kept: list[ColumnElement[bool]] = []
-    if policy.exempt_locked:
-        kept.append(Customer.locked.is_(False))
-    if policy.exempt_win_rate is not None:
-        kept.append(
-            ~exists().where(
-                Opportunity.customer_id == Customer.id,
-                Opportunity.status == "open",
-                Opportunity.stage_win_rate >= policy.exempt_win_rate,
-            )
-        )
-    if policy.exempt_open_approval:
-        kept.append(~exists().where(Quote.customer_id == Customer.id, Quote.status == "pending"))
-    return kept
-
-
-def _trigger_conditions(setting: RuleSetting, cutoffs: dict[str, datetime]) -> list[Any]:
-    trigger = setting.rule.trigger_kind
-    of_customer = Opportunity.customer_id == Customer.id
-    if trigger == "no_opportunity":
-        return [~exists().where(of_customer, Opportunity.status == "open")]
-    if trigger == "stage_unchanged":
-        return [exists().where(of_customer, Opportunity.status == "open")]
-    if trigger == "contract_ended":
-        ended_by = case({tier: cut.date() for tier, cut in cutoffs.items()}, value=Customer.tier)
-        orders = SalesOrder.customer_id == Customer.id
-        return [
-            exists().where(orders),
-            ~exists().where(
-                orders, or_(SalesOrder.ends_on.is_(None), SalesOrder.ends_on > ended_by)
-            ),
-        ]
-    return []
-
-
-def candidates(
-    session: Session,
-    setting: RuleSetting,
-    now: datetime,
-    *,
-    ahead: timedelta = timedelta(0),
-    id_range: tuple[int, int] | None = None,
-) -> Select[Any]:
-    """Return the query for the customers this rule recycles at `now + ahead`.
-
-    Columns: id, name, owner_id, tier, since (and last_order_end for contract_ended).
-    """
-    at = now + ahead
-    cutoffs = {tier: at - timedelta(days=days) for tier, days in setting.limits.items()}
-    cutoff = case(
-        {tier: literal(cut, UTCDateTime()) for tier, cut in cutoffs.items()},
-        value=Customer.tier,
-    )
-    base = func.coalesce(Customer.owner_since, Customer.created_at)
-    last = _last_event(setting, id_range)
-    since: Any = base
-    if last is not None:
-        since = _later(session.get_bind().dialect.name, base, last.c.at)
-    since = type_coerce(since, UTCDateTime())
-    pool = setting.pool
-    governed: ColumnElement[bool] = Customer.home_pool_id == pool.id
-    if pool.territory_id is not None:
-        governed = or_(
-            governed,
-            and_(Customer.home_pool_id.is_(None), Customer.territory_id == pool.territory_id),
-        )
-    columns: list[Any] = [
-        Customer.id,
-        Customer.name,
-        Customer.owner_id,
-        Customer.tier,
-        since.label("since"),
-    ]
-    if setting.rule.trigger_kind == "contract_ended":
-        columns.append(
-            select(func.max(SalesOrder.ends_on))
-            .where(SalesOrder.customer_id == Customer.id)
-            .scalar_subquery()
-            .label("last_order_end")
-        )
-    query = select(*columns).select_from(Customer)
-    if last is not None:
-        query = query.outerjoin(last, last.c.customer_id == Customer.id)
-    if id_range is not None:
-        query = query.where(Customer.id >= id_range[0], Customer.id < id_range[1])
-    return query.where(
-        Customer.owner_id.is_not(None),
-        governed,
-        Customer.tier.in_(sorted(setting.limits)),
-        # Cheap first: idle time never starts before the owner took over.
-        base <= cutoff,
-        since <= cutoff,
-        *_trigger_conditions(setting, cutoffs),
-        *_exemptions(setting),
-    )
-
-
 def _candidates(setting: RuleSetting, rows: Sequence[Any], now: datetime) -> list[Candidate]:
     rule_id, trigger = setting.rule.id, setting.rule.trigger_kind
     pool_id, target = setting.pool.id, setting.target_pool_id
@@ -284,28 +130,28 @@ def _candidates(setting: RuleSetting, rows: Sequence[Any], now: datetime) -> lis
     return found
 
 
+def _id_ranges(session: Session) -> Iterator[dict[str, int]]:
+    """Yield the bound ids of BATCH-wide ranges, skipping gaps; the next is found lazily."""
+    low = session.scalar(select(func.min(Customer.id)))
+    while low is not None:
+        high = low + BATCH
+        yield {"range_low": low, "range_high": high}
+        low = session.scalar(select(func.min(Customer.id)).where(Customer.id >= high))
+
+
 def iter_candidates(
     session: Session,
     setting: RuleSetting,
     now: datetime,
     *,
     ahead: timedelta = timedelta(0),
-    lock: bool = False,
 ) -> Iterator[list[Candidate]]:
-    """Yield the rule's candidates batch by batch, each batch a range of BATCH customer ids.
-
-    With `lock`, rows are taken FOR UPDATE SKIP LOCKED: another run skips them.
-    """
-    low = session.scalar(select(func.min(Customer.id)))
-    while low is not None:
-        high = low + BATCH
-        query = candidates(session, setting, now, ahead=ahead, id_range=(low, high))
-        if lock:
-            query = query.with_for_update(of=Customer, skip_locked=True)
-        rows = session.execute(query.order_by(Customer.id)).all()
+    """Yield the rule's candidates batch by batch, each batch a range of BATCH customer ids."""
+    query = candidates(session, setting, now, ahead=ahead, ranged=True).order_by(Customer.id)
+    for id_range in _id_ranges(session):
+        rows = session.execute(query, id_range).all()
         if rows:
             yield _candidates(setting, rows, now)
-        low = session.scalar(select(func.min(Customer.id)).where(Customer.id >= high))
 
 
 def recycle_due_customers(
@@ -322,31 +168,55 @@ def recycle_due_customers(
     recycled = warned = 0
     for setting in load_rules(session):
         ahead = timedelta(days=setting.policy.warning_days) if warn else timedelta(0)
-        for found in iter_candidates(session, setting, now, ahead=ahead, lock=True):
-            due = [c for c in found if c.due_at <= now]
-            if due:
-                recycled += _recycle(session, setting, due, now)
-            soon = [c for c in found if c.due_at > now]
+        manager = session.get(User, setting.policy.manager_id)
+        recycle_range = _range_recycler(session, setting, now, ahead)
+        for id_range in _id_ranges(session):
+            owners, soon = recycle_range(id_range)
+            recycled += len(owners)
+            if owners and manager is not None:
+                hand_open_tasks_to(session, owners, manager, now=now, reason="customer recycled")
             if soon and warn is not None:
                 warned += warn(soon)
     return recycled, warned
 
 
-def _recycle(session: Session, setting: RuleSetting, found: list[Candidate], now: datetime) -> int:
-    target = setting.target_pool_id
-    owners = {c.customer_id: c.owner_id for c in found}
-    record_recycling(session, found, now)
-    # The rows are locked (or, on SQLite, the database is): the owners read are still theirs.
-    session.execute(
-        update(Customer)
-        .where(among(session, Customer.id, list(owners)), Customer.owner_id.is_not(None))
-        .values(owner_id=None, pool_id=target, home_pool_id=target, owner_since=None)
-        .execution_options(synchronize_session=False)
+RangeRecycler = Callable[[dict[str, int]], tuple[dict[int, int], list[Candidate]]]
+
+
+def _range_recycler(
+    session: Session, setting: RuleSetting, now: datetime, ahead: timedelta
+) -> RangeRecycler:
+    """Return a function that recycles a range's due customers.
+
+    It returns {customer: old owner} of those recycled and the candidates due later. The
+    customers are taken FOR UPDATE SKIP LOCKED, in id order: another run skips them.
+    """
+    found = (
+        candidates(session, setting, now, ahead=ahead, ranged=True)
+        .with_for_update(of=Customer, skip_locked=True)
+        .order_by(Customer.id)
     )
-    manager = session.get(User, setting.policy.manager_id)
-    if manager is not None:
-        hand_open_tasks_to(session, owners, manager, now=now, reason="customer recycled")
-    return len(found)
+    target = setting.target_pool_id
+    if session.get_bind().dialect.name == "postgresql":
+        # The due rows' history is written in SQL: they never travel to Python and back.
+        statement = recycle_in_sql(found, setting, now)
+
+        def in_sql(id_range: dict[str, int]) -> tuple[dict[int, int], list[Candidate]]:
+            rows = session.execute(statement, id_range).all()
+            owners = {row.id: row.owner_id for row in rows if row.due}
+            move_to_pool(session, list(owners), target)
+            return owners, _candidates(setting, [row for row in rows if not row.due], now)
+
+        return in_sql
+
+    def in_python(id_range: dict[str, int]) -> tuple[dict[int, int], list[Candidate]]:
+        rows = _candidates(setting, session.execute(found, id_range).all(), now)
+        due = [c for c in rows if c.due_at <= now]
+        record_history(session, due, now)
+        move_to_pool(session, [c.customer_id for c in due], target)
+        return {c.customer_id: c.owner_id for c in due}, [c for c in rows if c.due_at > now]
+
+    return in_python
 
 
 def preview_recycling(

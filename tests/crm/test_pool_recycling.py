@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -372,3 +372,54 @@ def test_preview_shows_other_managers_only_their_teams_customers(
     ]
     with pytest.raises(Forbidden):
         preview_for(session, org.reps[0], org.pool.id, NOW)
+
+
+def test_recycle_splits_due_from_warned_to_the_microsecond_like_the_preview(session, org):
+    add_rule(session, org.pool, "no_followup", {"C": 30})
+    rule = add_rule(session, org.pool, "contract_ended", {"B": 20})
+    rep = org.reps[0]
+    tick = timedelta(microseconds=1)
+    exactly = owned_customer(session, rep, org.pool)
+    log_activity(session, exactly, rep, NOW - 30 * DAY)
+    short = owned_customer(session, rep, org.pool)
+    log_activity(session, short, rep, NOW - 30 * DAY + tick)
+    odd = owned_customer(session, rep, org.pool)
+    odd_at = NOW - 45 * DAY - timedelta(hours=23, minutes=59, seconds=59, microseconds=500000)
+    log_activity(session, odd, rep, odd_at)
+    contract = owned_customer(session, rep, org.pool, tier="B")
+    order(session, contract, rep, ends_on=(NOW - 25 * DAY).date())
+    preview = {c.customer_id: c for c in preview_recycling(session, NOW)}
+    warned = []
+
+    def warn(soon):
+        warned.extend(soon)
+        return len(soon)
+
+    assert recycle_due_customers(session, NOW, warn=warn) == (3, 1)
+    assert [c.customer_id for c in warned] == [short.id]
+    assert warned[0].due_at == NOW + tick
+    assert sorted(preview) == sorted(c.id for c in (exactly, odd, contract))
+    session.expire_all()
+    assert [c.owner_id for c in (exactly, short, odd, contract)] == [None, rep.id, None, None]
+    changes = {
+        c.customer_id: c
+        for c in session.scalars(select(OwnerChange).where(OwnerChange.reason == "recycle"))
+    }
+    assert changes[exactly.id].note == "no_followup: 30 days (limit 30)"
+    assert changes[odd.id].note == "no_followup: 45 days (limit 30)"
+    # PostgreSQL writes the start of idleness to the second, SQLite as it is.
+    since = datetime.fromisoformat(changes[odd.id].detail["since"])
+    assert since.replace(microsecond=0) == odd_at.replace(microsecond=0)
+    ended = datetime.combine(NOW.date() - 25 * DAY, time(0), tzinfo=UTC)
+    assert changes[contract.id].detail == {
+        "rule": rule.id,
+        "trigger": "contract_ended",
+        "days": (NOW - ended).days,
+        "threshold": 20,
+        "since": ended.isoformat(),
+        "pool": org.pool.id,
+        "target_pool": org.pool.id,
+    }
+    assert changes[contract.id].note == f"contract_ended: {(NOW - ended).days} days (limit 20)"
+    for customer_id, change in changes.items():
+        assert change.detail["days"] == preview[customer_id].idle_days
