@@ -793,7 +793,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="concurrent completing clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument(
-        "--per-client", type=int, default=400, help="tasks prepared for each client"
+        "--per-client", type=int, default=800, help="tasks prepared for each client"
     )
     parser.add_argument(
         "--explain", action="store_true", help="print EXPLAIN ANALYZE of each view's queries"
