@@ -80,10 +80,7 @@ def lock_task_as(session: Session, user: User, task_id: int) -> LockedTask:
     For a form post that may complete the task: `complete_task_as(..., locked=...)` then works
     on these copies instead of reading the task again.
     """
-    try:
-        _, instance = lock_task(session, task_id)
-    except NotFound:
-        raise NotFound(msg("task %(id)s does not exist", id=task_id)) from None
+    _, instance = lock_task(session, task_id)
     return LockedTask(get_task_as(session, user, task_id), instance)
 
 

@@ -24,7 +24,7 @@ from engine.scripting import StagecraftScriptEngine
 from engine.state import LiveWorkflow, load_state, remember, save_state
 from engine.stepping import run_automatic_tasks
 from engine.sync import read_derived_rows, sync_human_tasks, sync_waits
-from engine.writes import WriteBatch, update_instance, write_pending_events
+from engine.writes import WriteBatch, send_change
 
 ACTIVE_STATUSES = ("running", "waiting")
 Change = Callable[[BpmnWorkflow], None]
@@ -212,8 +212,7 @@ def apply_change(
         instance.updated_at = now
         save_state(session, instance, live, writes)
     try:
-        write_pending_events(session, writes)
-        update_instance(session, instance, writes)
+        send_change(session, instance, writes)
         session.flush()
     except StaleDataError as exc:
         raise Conflict(

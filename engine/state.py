@@ -205,9 +205,8 @@ def save_state(
     live.saved_at = time.time()
     removed = live.stored_tasks - current
     # Plain SQL, sent with the change's other writes: the ORM's machinery costs more than the rows.
-    connection = writes
     if removed:
-        connection.execute(
+        writes.execute(
             _DELETE_TASKS, {"instance_id": instance.id, "task_ids": [str(t) for t in removed]}
         )
     rows = [

@@ -354,14 +354,13 @@ def sync_waits(
     """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
     timers, messages = _waits(workflow)
     # Plain SQL, sent with the change's other writes: no session copies of these rows exist.
-    connection = writes
     timer_table, subscription_table = table_of(InstanceTimer), table_of(MessageSubscription)
     ended = set(rows.timers) - set(timers)
     moved = {t for t in set(rows.timers) & set(timers) if timers[t][1] != rows.timers[t]}
     if ended:
-        connection.execute(_END_TIMERS, {"timers_of": instance.id, "task_ids": list(ended)})
+        writes.execute(_END_TIMERS, {"timers_of": instance.id, "task_ids": list(ended)})
     for task_id in moved:
-        connection.execute(
+        writes.execute(
             update(timer_table)
             .where(
                 timer_table.c.instance_id == instance.id,
@@ -385,13 +384,13 @@ def sync_waits(
         if task_id not in rows.timers
     ]
     if new_timers:
-        connection.execute(_INSERT_TIMERS, new_timers)
+        writes.execute(_INSERT_TIMERS, new_timers)
     rows.timers = {task_id: fire_at for task_id, (_, fire_at) in timers.items()}
     instance.next_timer_at = min(rows.timers.values(), default=None)
 
     for key in rows.subscriptions - set(messages):
         task_id, name = key.split("|", 1)
-        connection.execute(
+        writes.execute(
             delete(subscription_table).where(
                 subscription_table.c.instance_id == instance.id,
                 subscription_table.c.task_id == task_id,
@@ -411,5 +410,5 @@ def sync_waits(
         if key not in rows.subscriptions
     ]
     if new_subscriptions:
-        connection.execute(_INSERT_SUBSCRIPTIONS, new_subscriptions)
+        writes.execute(_INSERT_SUBSCRIPTIONS, new_subscriptions)
     rows.subscriptions = set(messages)

@@ -185,11 +185,13 @@ def insert_instance_of_newest(session: Session, instance: ProcessInstance) -> St
     return StartedRow(row[1], row[2], row[3])
 
 
-def update_instance(session: Session, instance: ProcessInstance, writes: WriteBatch) -> None:
-    """Send the change's writes, ending with the instance row if its version is the one read.
+def send_change(session: Session, instance: ProcessInstance, writes: WriteBatch) -> None:
+    """Send a change's writes: the history entries added so far, what `writes` holds, and last
+    the instance row, if its version is still the one read.
 
     Raises StaleDataError, as the ORM would, when another transaction changed the row.
     """
+    _queue_pending_events(session, writes)
     values: dict[str, Any] = {name: getattr(instance, name) for name in INSTANCE_FIELDS}
     version = instance.version
     values.update(match_id=instance.id, match_version=version, version=version + 1)
@@ -205,8 +207,8 @@ def update_instance(session: Session, instance: ProcessInstance, writes: WriteBa
         state._commit_all(state.dict, session.identity_map)
 
 
-def write_pending_events(session: Session, writes: WriteBatch) -> None:
-    """Insert the history entries added to the session so far with one statement.
+def _queue_pending_events(session: Session, writes: WriteBatch) -> None:
+    """Queue the history entries added to the session so far as one insert.
 
     Entries go in the order they were added, so ids keep following the order of events.
     """
