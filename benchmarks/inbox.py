@@ -475,8 +475,8 @@ def inbox_views(engine: Engine) -> list[View]:
     ]
 
 
-def bench_views(app: Flask, org: Org, samples: int, seed: int = 7) -> list[list[str]]:
-    picker = random.Random(seed)
+def people_and_views(app: Flask, org: Org) -> tuple[dict[str, list[int]], list[View]]:
+    """Return the user ids of each kind of person, and the views they open."""
     people = {
         "rep": list(range(org.first_rep, org.first_rep + org.reps)),
         "manager": list(range(org.first_manager, org.first_manager + org.managers)),
@@ -484,7 +484,12 @@ def bench_views(app: Flask, org: Org, samples: int, seed: int = 7) -> list[list[
     with app.app_context():
         from webapp import db
 
-        views = inbox_views(db.engine)
+        return people, inbox_views(db.engine)
+
+
+def bench_views(app: Flask, org: Org, samples: int, seed: int = 7) -> list[list[str]]:
+    picker = random.Random(seed)
+    people, views = people_and_views(app, org)
     rows = []
     for view in views:
         for user_id in picker.sample(people[view.people], min(3, len(people[view.people]))):
@@ -556,14 +561,7 @@ def profile_views(app: Flask, org: Org, samples: int, top: int, seed: int = 11) 
     cProfile slows the requests down several times, so these runs are not the timed ones.
     """
     picker = random.Random(seed)
-    people = {
-        "rep": list(range(org.first_rep, org.first_rep + org.reps)),
-        "manager": list(range(org.first_manager, org.first_manager + org.managers)),
-    }
-    with app.app_context():
-        from webapp import db
-
-        views = inbox_views(db.engine)
+    people, views = people_and_views(app, org)
     for view in views:
         signed_in_get(app, picker.choice(people[view.people]), view.path)
         profiler = cProfile.Profile(time.process_time)
