@@ -40,6 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.db import UTCDateTime, table_of
+from engine.driver import DriverStatement
 from engine.models import InstanceTaskState, ProcessDefinition, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
 from engine.sync import DERIVED_SELECTS, DerivedRows
@@ -144,21 +145,25 @@ _SQLITE_UPSERT = sqlite_insert(_TASK_ROWS).inline()
 # loops in C); PostgreSQL as one INSERT over a JSON array of rows, since an executemany would
 # run one statement per row on the server (and array parameters are escaped element by element
 # in Python, while json.dumps does it in C).
-_UPSERT_SQLITE = _SQLITE_UPSERT.on_conflict_do_update(
-    index_elements=["instance_id", "task_id"],
-    set_={
-        "body": _SQLITE_UPSERT.excluded.body,
-        "workflow_key": _SQLITE_UPSERT.excluded.workflow_key,
-    },
+_UPSERT_SQLITE = DriverStatement(
+    _SQLITE_UPSERT.on_conflict_do_update(
+        index_elements=["instance_id", "task_id"],
+        set_={
+            "body": _SQLITE_UPSERT.excluded.body,
+            "workflow_key": _SQLITE_UPSERT.excluded.workflow_key,
+        },
+    )
 )
-_UPSERT_POSTGRESQL = text(
-    "INSERT INTO instance_task_state (instance_id, task_id, workflow_key, body)"
-    " SELECT :instance_id, t.task_id, t.workflow_key, t.body"
-    " FROM json_to_recordset(CAST(:rows AS json))"
-    " AS t(task_id varchar, workflow_key varchar, body text)"
-    " ON CONFLICT (instance_id, task_id)"
-    " DO UPDATE SET body = excluded.body, workflow_key = excluded.workflow_key"
-).bindparams(bindparam("instance_id", type_=Integer()), bindparam("rows", type_=Text()))
+_UPSERT_POSTGRESQL = DriverStatement(
+    text(
+        "INSERT INTO instance_task_state (instance_id, task_id, workflow_key, body)"
+        " SELECT :instance_id, t.task_id, t.workflow_key, t.body"
+        " FROM json_to_recordset(CAST(:rows AS json))"
+        " AS t(task_id varchar, workflow_key varchar, body text)"
+        " ON CONFLICT (instance_id, task_id)"
+        " DO UPDATE SET body = excluded.body, workflow_key = excluded.workflow_key"
+    ).bindparams(bindparam("instance_id", type_=Integer()), bindparam("rows", type_=Text()))
+)
 
 
 def _upsert_rows(
@@ -188,9 +193,11 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-_DELETE_TASKS = delete(_TASK_ROWS).where(
-    _TASK_ROWS.c.instance_id == bindparam("instance_id"),
-    _TASK_ROWS.c.task_id.in_(bindparam("task_ids", expanding=True)),
+_DELETE_TASK = DriverStatement(
+    delete(_TASK_ROWS).where(
+        _TASK_ROWS.c.instance_id == bindparam("of_instance"),
+        _TASK_ROWS.c.task_id == bindparam("of_task"),
+    )
 )
 
 
@@ -207,7 +214,7 @@ def save_state(
     # Plain SQL, sent with the change's other writes: the ORM's machinery costs more than the rows.
     if removed:
         writes.execute(
-            _DELETE_TASKS, {"instance_id": instance.id, "task_ids": [str(t) for t in removed]}
+            _DELETE_TASK, [{"of_instance": instance.id, "of_task": str(t)} for t in removed]
         )
     rows = [
         (str(task_id), key, json.dumps(REGISTRY.convert(task), separators=(",", ":")))

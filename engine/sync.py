@@ -36,6 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.db import table_of
 from engine.deploy_checks import FORM_PROPERTY, UI_FORM_PROPERTY
+from engine.driver import DriverStatement
 from engine.models import HumanTask, InstanceTimer, MessageSubscription, ProcessInstance
 from engine.writes import WriteBatch
 
@@ -204,7 +205,7 @@ def sync_human_tasks(
                 values: dict[str, Any] = {"status": status, "completed_at": now}
                 if status == "completed" and actor is not None:
                     values["completed_by"] = actor
-                _close_rows(session, writes, task_ids, values)
+                _close_rows(session, writes, instance.id, task_ids, values)
     created = []
     for task_id, task in ready.items():
         if task_id in rows.open_tasks:
@@ -214,32 +215,45 @@ def sync_human_tasks(
         for listener in _listeners:
             listener(session, instance, row, task.data)
     if created:
-        _insert_rows(session, created)
+        _insert_rows(session, created, writes)
     rows.open_tasks = set(ready)
     return created
 
 
 _HUMAN_TASK = table_of(HumanTask)
 _TASK_FIELDS = tuple(c.key for c in _HUMAN_TASK.columns if c.key != "id")
-_INSERT_TASKS = insert(_HUMAN_TASK).returning(_HUMAN_TASK.c.id, sort_by_parameter_order=True)
+_INSERT_TASK = DriverStatement(insert(_HUMAN_TASK).returning(_HUMAN_TASK.c.id))
 
 
-def _insert_rows(session: Session, created: list[HumanTask]) -> None:
-    """Insert new task rows with one statement; the objects become the session's copies."""
+def _insert_rows(session: Session, created: list[HumanTask], writes: WriteBatch) -> None:
+    """Queue the new task rows; once they are in, the objects become the session's copies.
+
+    Their ids are known only after the batch is sent: until then the rows are not in the
+    session, which could not flush them without ids.
+    """
+
+    def receive(ids: list[Any]) -> None:
+        for row, row_id in zip(created, ids, strict=True):
+            row.id = row_id
+            make_transient_to_detached(row)
+            session.add(row)
+
     values = [{name: getattr(row, name) for name in _TASK_FIELDS} for row in created]
-    ids = session.connection().execute(_INSERT_TASKS, values).scalars().all()
-    for row, row_id in zip(created, ids, strict=True):
-        row.id = row_id
-        make_transient_to_detached(row)
-        session.add(row)
+    writes.execute_returning(_INSERT_TASK, values, receive)
 
 
 _TASKS = table_of(HumanTask)
 # One UPDATE per set of columns a close writes (cancelled, completed, completed by someone).
-_CLOSE_ROWS: dict[tuple[str, ...], Any] = {
-    columns: update(_TASKS)
-    .where(_TASKS.c.task_id.in_(bindparam("task_ids", expanding=True)), _TASKS.c.status == "open")
-    .values({name: bindparam(name) for name in columns})
+_CLOSE_ROWS: dict[tuple[str, ...], DriverStatement] = {
+    columns: DriverStatement(
+        update(_TASKS)
+        .where(
+            _TASKS.c.instance_id == bindparam("of_instance"),
+            _TASKS.c.task_id == bindparam("of_task"),
+            _TASKS.c.status == "open",
+        )
+        .values({name: bindparam(name) for name in columns})
+    )
     for columns in (
         ("status", "completed_at"),
         ("status", "completed_at", "completed_by"),
@@ -248,10 +262,17 @@ _CLOSE_ROWS: dict[tuple[str, ...], Any] = {
 
 
 def _close_rows(
-    session: Session, writes: WriteBatch, task_ids: set[str], values: dict[str, Any]
+    session: Session,
+    writes: WriteBatch,
+    instance_id: int,
+    task_ids: set[str],
+    values: dict[str, Any],
 ) -> None:
-    """Close open rows with one UPDATE and give the session's copies the same values."""
-    writes.execute(_CLOSE_ROWS[tuple(values)], {**values, "task_ids": list(task_ids)})
+    """Close open rows, one UPDATE each, and give the session's copies the same values."""
+    writes.execute(
+        _CLOSE_ROWS[tuple(values)],
+        [{**values, "of_instance": instance_id, "of_task": task_id} for task_id in task_ids],
+    )
     for obj in list(session.identity_map.values()):
         loaded = inspect(obj).dict
         if (
@@ -329,17 +350,25 @@ def _waits(
 
 
 _TIMERS = table_of(InstanceTimer)
+_SUBSCRIPTIONS = table_of(MessageSubscription)
 # Inline: no primary key is read back, so the statements can go out in a pipeline.
-_INSERT_TIMERS = insert(_TIMERS).inline()
-_INSERT_SUBSCRIPTIONS = insert(table_of(MessageSubscription)).inline()
-_END_TIMERS = (
-    update(_TIMERS)
-    .where(
-        _TIMERS.c.instance_id == bindparam("timers_of"),
-        _TIMERS.c.task_id.in_(bindparam("task_ids", expanding=True)),
-        _TIMERS.c.status == "waiting",
+_INSERT_TIMERS = DriverStatement(insert(_TIMERS).inline())
+_INSERT_SUBSCRIPTIONS = DriverStatement(insert(_SUBSCRIPTIONS).inline())
+_WAITING_TIMER = (
+    _TIMERS.c.instance_id == bindparam("of_instance"),
+    _TIMERS.c.task_id == bindparam("of_task"),
+    _TIMERS.c.status == "waiting",
+)
+_END_TIMER = DriverStatement(update(_TIMERS).where(*_WAITING_TIMER).values(status="done"))
+_MOVE_TIMER = DriverStatement(
+    update(_TIMERS).where(*_WAITING_TIMER).values(fire_at=bindparam("new_fire_at"))
+)
+_END_SUBSCRIPTION = DriverStatement(
+    delete(_SUBSCRIPTIONS).where(
+        _SUBSCRIPTIONS.c.instance_id == bindparam("of_instance"),
+        _SUBSCRIPTIONS.c.task_id == bindparam("of_task"),
+        _SUBSCRIPTIONS.c.message_name == bindparam("of_message"),
     )
-    .values(status="done")
 )
 
 
@@ -354,20 +383,19 @@ def sync_waits(
     """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
     timers, messages = _waits(workflow)
     # Plain SQL, sent with the change's other writes: no session copies of these rows exist.
-    timer_table, subscription_table = table_of(InstanceTimer), table_of(MessageSubscription)
     ended = set(rows.timers) - set(timers)
     moved = {t for t in set(rows.timers) & set(timers) if timers[t][1] != rows.timers[t]}
     if ended:
-        writes.execute(_END_TIMERS, {"timers_of": instance.id, "task_ids": list(ended)})
-    for task_id in moved:
         writes.execute(
-            update(timer_table)
-            .where(
-                timer_table.c.instance_id == instance.id,
-                timer_table.c.task_id == task_id,
-                timer_table.c.status == "waiting",
-            )
-            .values(fire_at=timers[task_id][1])
+            _END_TIMER, [{"of_instance": instance.id, "of_task": task_id} for task_id in ended]
+        )
+    if moved:
+        writes.execute(
+            _MOVE_TIMER,
+            [
+                {"of_instance": instance.id, "of_task": task_id, "new_fire_at": timers[task_id][1]}
+                for task_id in moved
+            ],
         )
     new_timers = [
         {
@@ -388,14 +416,14 @@ def sync_waits(
     rows.timers = {task_id: fire_at for task_id, (_, fire_at) in timers.items()}
     instance.next_timer_at = min(rows.timers.values(), default=None)
 
-    for key in rows.subscriptions - set(messages):
-        task_id, name = key.split("|", 1)
+    dropped = [key.split("|", 1) for key in rows.subscriptions - set(messages)]
+    if dropped:
         writes.execute(
-            delete(subscription_table).where(
-                subscription_table.c.instance_id == instance.id,
-                subscription_table.c.task_id == task_id,
-                subscription_table.c.message_name == name,
-            )
+            _END_SUBSCRIPTION,
+            [
+                {"of_instance": instance.id, "of_task": task_id, "of_message": name}
+                for task_id, name in dropped
+            ],
         )
     new_subscriptions = [
         {

@@ -10,11 +10,13 @@ from uuid import UUID
 from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, bindparam, func, or_, select, true, union_all
+from sqlalchemy import and_, bindparam, func, inspect, or_, select, true, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.actor import Actor
+from engine.db import Base
+from engine.driver import DriverStatement, adopt, driver_errors
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.runtime import ChangeOutcome, apply_change, log_event
@@ -53,17 +55,22 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
     )
 
 
+def _columns(model: type[Base]) -> dict[str, Any]:
+    # Deferred columns (a definition's spec) load when first used, as through the ORM.
+    return {prop.key: prop.columns[0] for prop in inspect(model).column_attrs if not prop.deferred}
+
+
+_INSTANCE_COLUMNS = _columns(ProcessInstance)
+_TASK_COLUMNS = _columns(HumanTask)
+_DEFINITION_COLUMNS = _columns(ProcessDefinition)
 # Every task change goes through its instance's row lock; the task is read under that lock.
-# Built once: constructing the statement costs about as much as running it.
-# The definition comes as a third entity rather than through joinedload, whose adapter is
-# rebuilt on every run; it is then set as `instance.definition`.
-_LOCK_OPEN_TASK = (
-    select(ProcessInstance, HumanTask, ProcessDefinition)
-    .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
+# Read on the driver and adopted into the session: the ORM's loading costs more than the read.
+_LOCK_OPEN_TASK = DriverStatement(
+    select(*_INSTANCE_COLUMNS.values(), *_TASK_COLUMNS.values(), *_DEFINITION_COLUMNS.values())
+    .join_from(ProcessInstance, HumanTask, HumanTask.instance_id == ProcessInstance.id)
     .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
     .where(HumanTask.id == bindparam("task_id"))
     .with_for_update(of=ProcessInstance)
-    .execution_options(populate_existing=True)
 )
 
 
@@ -73,11 +80,21 @@ def lock_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessI
     For callers that check more before acting (the CRM's permissions): they lock first and
     hand the pair to `complete_locked_task`, so the task is read once.
     """
-    row = session.execute(_LOCK_OPEN_TASK, {"task_id": human_task_id}).first()
-    if row is None:
+    connection = session.connection()
+    with driver_errors(connection):
+        rows = _LOCK_OPEN_TASK.fetch(connection, {"task_id": human_task_id})
+    if not rows:
         raise NotFound(f"task {human_task_id} does not exist")
-    instance, task, definition = row
-    # The session keeps loaded objects only while something refers to them.
+    values = iter(rows[0])
+    found = [
+        adopt(session, model, {key: next(values) for key in columns})
+        for model, columns in (
+            (ProcessInstance, _INSTANCE_COLUMNS),
+            (HumanTask, _TASK_COLUMNS),
+            (ProcessDefinition, _DEFINITION_COLUMNS),
+        )
+    ]
+    instance, task, definition = found
     set_committed_value(instance, "definition", definition)
     return task, instance
 

@@ -8,14 +8,11 @@ values directly (`set_committed_value`), leaving nothing for a later flush to wr
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
-    CursorResult,
-    Executable,
     bindparam,
     insert,
     inspect,
@@ -24,12 +21,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.db import table_of
+from engine.driver import DriverStatement, driver_errors, pipeline
 from engine.models import InstanceEvent, ProcessDefinition, ProcessInstance
 
 _INSTANCE = table_of(ProcessInstance)
@@ -47,7 +44,7 @@ INSTANCE_FIELDS = (
     "ended_at",
 )
 
-_UPDATE_INSTANCE = (
+_UPDATE_INSTANCE = DriverStatement(
     update(_INSTANCE)
     .where(
         _INSTANCE.c.id == bindparam("match_id"),
@@ -56,65 +53,76 @@ _UPDATE_INSTANCE = (
     .values({name: bindparam(name) for name in (*INSTANCE_FIELDS, "version")})
 )
 # Inline: no primary key is read back, so the statement can go out in a pipeline.
-_INSERT_EVENTS = insert(_EVENT).inline()
+_INSERT_EVENTS = DriverStatement(insert(_EVENT).inline())
 _EVENT_FIELDS = ("instance_id", "at", "kind", "actor", "bpmn_id", "task_id", "detail")
 
 
 class WriteBatch:
-    """Statements whose rows nobody reads, held until the change is complete.
+    """Statements whose rows nobody reads until the change is complete, held until then.
 
     On PostgreSQL they are sent in one pipeline: one round trip instead of one per statement.
-    Nothing that reads rows may run inside it, so only these writes are batched; a statement
-    may instead say how many rows it must change, which is checked once the batch is sent.
+    A statement may say how many rows it must change, which is checked once the batch is
+    sent, or ask for the rows it returns (new ids), which are handed over then.
     """
 
     def __init__(self) -> None:
-        self.steps: list[tuple[Executable, Any, int | None]] = []
+        self.steps: list[_Step] = []
 
-    def execute(self, statement: Executable, params: Any = None) -> None:
-        self.steps.append((statement, params, None))
+    def execute(
+        self, statement: DriverStatement, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Queue a statement, once per row when given a list."""
+        self.steps.append(_Step(statement, params))
 
-    def execute_checked(self, statement: Executable, params: Any, rows: int) -> None:
-        self.steps.append((statement, params, rows))
+    def execute_checked(
+        self, statement: DriverStatement, params: Mapping[str, Any], rows: int
+    ) -> None:
+        """Queue a statement that must change exactly `rows` rows."""
+        self.steps.append(_Step(statement, params, rows=rows))
+
+    def execute_returning(
+        self,
+        statement: DriverStatement,
+        rows: Sequence[Mapping[str, Any]],
+        receive: Callable[[list[Any]], None],
+    ) -> None:
+        """Queue a statement once per row; `receive` gets each row's first returned value."""
+        self.steps.append(_Step(statement, rows, receive=receive))
 
     def send(self, session: Session) -> None:
         """Send the statements in order; raise StaleDataError if a checked one missed its rows."""
         connection = session.connection()
-        checked = []
-        dbapi_error = connection.dialect.loaded_dbapi.Error
-        try:
-            with _pipeline(connection):
-                for statement, params, rows in self.steps:
-                    result = connection.execute(statement, params)
-                    if rows is not None:
-                        checked.append((result, rows))
-        except dbapi_error as exc:
-            # A statement that failed in the pipeline is reported when it ends, outside
-            # SQLAlchemy: give callers the same exception (IntegrityError, …) as without one.
-            raise DBAPIError.instance(
-                None, None, exc, dbapi_error, dialect=connection.dialect
-            ) from exc
-        finally:
-            self.steps.clear()
-        for result, rows in checked:
-            if _rowcount(result) != rows:
-                raise StaleDataError(f"expected {rows} row(s) to change, not {_rowcount(result)}")
+        steps, self.steps = self.steps, []
+        shared = connection.connection.cursor()
+        checked: list[tuple[Any, int]] = []
+        returning: list[tuple[list[Any], Callable[[list[Any]], None]]] = []
+        with driver_errors(connection), pipeline(connection):
+            for step in steps:
+                statement, params = step.statement, step.params
+                if step.receive is not None:
+                    assert not isinstance(params, Mapping)
+                    cursors = [statement.execute(connection, row) for row in params]
+                    returning.append((cursors, step.receive))
+                elif step.rows is not None:
+                    assert isinstance(params, Mapping)
+                    checked.append((statement.execute(connection, params), step.rows))
+                elif isinstance(params, Mapping):
+                    statement.execute(connection, params, shared)
+                elif params:
+                    statement.execute_many(connection, params, shared)
+        for cursor, rows in checked:
+            if cursor.rowcount != rows:
+                raise StaleDataError(f"expected {rows} row(s) to change, not {cursor.rowcount}")
+        for cursors, receive in returning:
+            receive([cursor.fetchall()[0][0] for cursor in cursors])
 
 
-def _pipeline(connection: Connection) -> AbstractContextManager[Any]:
-    if connection.dialect.name != "postgresql":
-        return nullcontext()
-    driver: Any = connection.connection.driver_connection
-    return driver.pipeline()
-
-
-def _rowcount(result: CursorResult[Any]) -> int:
-    count = result.rowcount
-    if count == -1:
-        # In a pipeline the count arrives with the sync, after the result was set up; the
-        # driver's cursor has it by then.
-        count = result.context.cursor.rowcount
-    return count
+@dataclass(frozen=True)
+class _Step:
+    statement: DriverStatement
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    rows: int | None = None
+    receive: Callable[[list[Any]], None] | None = None
 
 
 _DEFINITION = table_of(ProcessDefinition)
@@ -122,7 +130,7 @@ _DEFINITION = table_of(ProcessDefinition)
 _STARTED_FIELDS = tuple(
     c.key for c in _INSTANCE.columns if c.key not in ("id", "definition_id", "version")
 )
-_START_NEWEST = (
+_START_NEWEST = DriverStatement(
     insert(_INSTANCE)
     .from_select(
         ["definition_id", "version", *_STARTED_FIELDS],
@@ -169,11 +177,12 @@ def insert_instance_of_newest(session: Session, instance: ProcessInstance) -> St
     session's persistent copy of the row.
     """
     values = {f"new_{name}": getattr(instance, name) for name in _STARTED_FIELDS}
-    row = (
-        session.connection()
-        .execute(_START_NEWEST, {**values, "newest_of": instance.process_id})
-        .first()
-    )
+    connection = session.connection()
+    with driver_errors(connection):
+        rows = _START_NEWEST.execute(
+            connection, {**values, "newest_of": instance.process_id}
+        ).fetchall()
+    row = rows[0] if rows else None
     if row is None:
         return None
     instance.id, instance.definition_id, instance.version = row[0], row[1], 1

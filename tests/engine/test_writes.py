@@ -8,11 +8,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.db import table_of
+from engine.driver import DriverStatement
 from engine.models import InstanceEvent, ProcessInstance
 from engine.writes import WriteBatch
 from tests.conftest import NOW
 
 EVENTS = table_of(InstanceEvent)
+INSERT_EVENT = DriverStatement(insert(EVENTS).inline())
 
 
 def _event(instance_id: int, kind: str) -> dict[str, object]:
@@ -29,7 +31,7 @@ def _event(instance_id: int, kind: str) -> dict[str, object]:
 
 def test_a_statement_that_fails_in_the_batch_raises_the_usual_error(session):
     writes = WriteBatch()
-    writes.execute(insert(EVENTS).inline(), [_event(987654, "orphan")])
+    writes.execute(INSERT_EVENT, [_event(987654, "orphan")])
     with pytest.raises(IntegrityError):
         writes.send(session)
     assert writes.steps == []  # a failed batch is not sent again by the next change
@@ -39,7 +41,9 @@ def test_a_checked_statement_that_misses_its_row_raises_stale_data(session):
     instances = table_of(ProcessInstance)
     writes = WriteBatch()
     writes.execute_checked(
-        update(instances).where(instances.c.id == 987654).values(status="done"), None, rows=1
+        DriverStatement(update(instances).where(instances.c.id == 987654).values(status="done")),
+        {},
+        rows=1,
     )
     with pytest.raises(StaleDataError, match="expected 1 row"):
         writes.send(session)
@@ -55,7 +59,7 @@ def test_statements_go_out_in_the_order_they_were_added(session, deploy):
     ).instance
     writes = WriteBatch()
     for kind in ("first", "second", "third"):
-        writes.execute(insert(EVENTS).inline(), [_event(instance.id, kind)])
+        writes.execute(INSERT_EVENT, [_event(instance.id, kind)])
     writes.send(session)
     kinds = session.scalars(
         select(InstanceEvent.kind)
