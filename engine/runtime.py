@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actor import Actor
+from engine.change_rows import ChangeRows
 from engine.clock import frozen_at
 from engine.errors import Conflict, EngineError, NotFound
 from engine.models import HumanTask, Incident, InstanceEvent, ProcessInstance
@@ -24,7 +25,7 @@ from engine.scripting import StagecraftScriptEngine
 from engine.state import LiveWorkflow, load_state, remember, save_state
 from engine.stepping import run_automatic_tasks
 from engine.sync import read_derived_rows, sync_human_tasks, sync_waits
-from engine.writes import WriteBatch, send_change
+from engine.writes import send_change
 
 ACTIVE_STATUSES = ("running", "waiting")
 Change = Callable[[BpmnWorkflow], None]
@@ -191,7 +192,7 @@ def apply_change(
                 raise
             except Exception as exc:  # any task failure becomes an incident, never a crash
                 incident = _record_failure(session, instance, exc, now)
-        writes = WriteBatch()
+        writes = ChangeRows()
         new_tasks = sync_human_tasks(
             session,
             instance,

@@ -25,26 +25,20 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import (
-    Integer,
-    Text,
     bindparam,
     cast,
-    delete,
     literal,
     null,
     select,
-    text,
     union_all,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from engine.change_rows import ChangeRows
 from engine.db import UTCDateTime, table_of
-from engine.driver import DriverStatement
 from engine.models import InstanceTaskState, ProcessDefinition, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
 from engine.sync import DERIVED_SELECTS, DerivedRows
-from engine.writes import WriteBatch
 
 # Definite, unfinished states: such tasks may change data without changing state.
 _LIVE = TaskState.FUTURE | TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.ERROR
@@ -140,49 +134,6 @@ def _changed_tasks(live: LiveWorkflow) -> dict[UUID, tuple[str, Any]]:
 
 
 _TASK_ROWS = table_of(InstanceTaskState)
-_SQLITE_UPSERT = sqlite_insert(_TASK_ROWS).inline()
-# New and changed task rows in one statement. SQLite takes them as an executemany (its driver
-# loops in C); PostgreSQL as one INSERT over a JSON array of rows, since an executemany would
-# run one statement per row on the server (and array parameters are escaped element by element
-# in Python, while json.dumps does it in C).
-_UPSERT_SQLITE = DriverStatement(
-    _SQLITE_UPSERT.on_conflict_do_update(
-        index_elements=["instance_id", "task_id"],
-        set_={
-            "body": _SQLITE_UPSERT.excluded.body,
-            "workflow_key": _SQLITE_UPSERT.excluded.workflow_key,
-        },
-    )
-)
-_UPSERT_POSTGRESQL = DriverStatement(
-    text(
-        "INSERT INTO instance_task_state (instance_id, task_id, workflow_key, body)"
-        " SELECT :instance_id, t.task_id, t.workflow_key, t.body"
-        " FROM json_to_recordset(CAST(:rows AS json))"
-        " AS t(task_id varchar, workflow_key varchar, body text)"
-        " ON CONFLICT (instance_id, task_id)"
-        " DO UPDATE SET body = excluded.body, workflow_key = excluded.workflow_key"
-    ).bindparams(bindparam("instance_id", type_=Integer()), bindparam("rows", type_=Text()))
-)
-
-
-def _upsert_rows(
-    session: Session, writes: WriteBatch, instance_id: int, rows: list[tuple[str, str, str]]
-) -> None:
-    """Queue the upsert of (task id, workflow key, body) rows of one instance."""
-    if session.get_bind().dialect.name == "postgresql":
-        records = [{"task_id": t, "workflow_key": k, "body": b} for t, k, b in rows]
-        writes.execute(
-            _UPSERT_POSTGRESQL, {"instance_id": instance_id, "rows": json.dumps(records)}
-        )
-    else:
-        writes.execute(
-            _UPSERT_SQLITE,
-            [
-                {"instance_id": instance_id, "task_id": t, "workflow_key": k, "body": b}
-                for t, k, b in rows
-            ],
-        )
 
 
 def _loads(text: str) -> Any:
@@ -193,16 +144,8 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-_DELETE_TASK = DriverStatement(
-    delete(_TASK_ROWS).where(
-        _TASK_ROWS.c.instance_id == bindparam("of_instance"),
-        _TASK_ROWS.c.task_id == bindparam("of_task"),
-    )
-)
-
-
 def save_state(
-    session: Session, instance: ProcessInstance, live: LiveWorkflow, writes: WriteBatch
+    session: Session, instance: ProcessInstance, live: LiveWorkflow, writes: ChangeRows
 ) -> None:
     """Write the workflow document and every task row that changed since the last save."""
     changed = _changed_tasks(live)
@@ -211,17 +154,16 @@ def save_state(
         current.update(sp.tasks)
     live.saved_at = time.time()
     removed = live.stored_tasks - current
-    # Plain SQL, sent with the change's other writes: the ORM's machinery costs more than the rows.
-    if removed:
-        writes.execute(
-            _DELETE_TASK, [{"of_instance": instance.id, "of_task": str(t)} for t in removed]
-        )
-    rows = [
-        (str(task_id), key, json.dumps(REGISTRY.convert(task), separators=(",", ":")))
+    # Plain values, sent with the change's other rows: the ORM's machinery costs more than they.
+    writes.removed_states.extend(str(t) for t in removed)
+    writes.states.extend(
+        {
+            "task_id": str(task_id),
+            "workflow_key": key,
+            "body": json.dumps(REGISTRY.convert(task), separators=(",", ":")),
+        }
         for task_id, (key, task) in changed.items()
-    ]
-    if rows:
-        _upsert_rows(session, writes, instance.id, rows)
+    )
     live.stored_tasks = current
     live.touched.clear()
     instance.state = _document(live.workflow)

@@ -22,23 +22,18 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
-    delete,
-    insert,
     inspect,
     literal,
     null,
     select,
     union_all,
-    update,
 )
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine.db import table_of
+from engine.change_rows import ChangeRows
 from engine.deploy_checks import FORM_PROPERTY, UI_FORM_PROPERTY
-from engine.driver import DriverStatement
 from engine.models import HumanTask, InstanceTimer, MessageSubscription, ProcessInstance
-from engine.writes import WriteBatch
 
 _JINJA = SandboxedEnvironment(autoescape=False)
 
@@ -189,7 +184,7 @@ def sync_human_tasks(
     rows: DerivedRows,
     now: datetime,
     actor: str | None,
-    writes: WriteBatch,
+    writes: ChangeRows,
 ) -> list[HumanTask]:
     """Open a row per new READY manual task; close rows whose task is gone; return new rows.
 
@@ -205,7 +200,7 @@ def sync_human_tasks(
                 values: dict[str, Any] = {"status": status, "completed_at": now}
                 if status == "completed" and actor is not None:
                     values["completed_by"] = actor
-                _close_rows(session, writes, instance.id, task_ids, values)
+                _close_rows(session, writes, task_ids, values)
     created = []
     for task_id, task in ready.items():
         if task_id in rows.open_tasks:
@@ -214,64 +209,18 @@ def sync_human_tasks(
         created.append(row)
         for listener in _listeners:
             listener(session, instance, row, task.data)
-    if created:
-        _insert_rows(session, created, writes)
+    # They become the session's copies once they have ids, when the change is sent.
+    writes.opened_tasks.extend(created)
     rows.open_tasks = set(ready)
     return created
 
 
-_HUMAN_TASK = table_of(HumanTask)
-_TASK_FIELDS = tuple(c.key for c in _HUMAN_TASK.columns if c.key != "id")
-_INSERT_TASK = DriverStatement(insert(_HUMAN_TASK).returning(_HUMAN_TASK.c.id))
-
-
-def _insert_rows(session: Session, created: list[HumanTask], writes: WriteBatch) -> None:
-    """Queue the new task rows; once they are in, the objects become the session's copies.
-
-    Their ids are known only after the batch is sent: until then the rows are not in the
-    session, which could not flush them without ids.
-    """
-
-    def receive(ids: list[Any]) -> None:
-        for row, row_id in zip(created, ids, strict=True):
-            row.id = row_id
-            make_transient_to_detached(row)
-            session.add(row)
-
-    values = [{name: getattr(row, name) for name in _TASK_FIELDS} for row in created]
-    writes.execute_returning(_INSERT_TASK, values, receive)
-
-
-_TASKS = table_of(HumanTask)
-# One UPDATE per set of columns a close writes (cancelled, completed, completed by someone).
-_CLOSE_ROWS: dict[tuple[str, ...], DriverStatement] = {
-    columns: DriverStatement(
-        update(_TASKS)
-        .where(
-            _TASKS.c.instance_id == bindparam("of_instance"),
-            _TASKS.c.task_id == bindparam("of_task"),
-            _TASKS.c.status == "open",
-        )
-        .values({name: bindparam(name) for name in columns})
-    )
-    for columns in (
-        ("status", "completed_at"),
-        ("status", "completed_at", "completed_by"),
-    )
-}
-
-
 def _close_rows(
-    session: Session,
-    writes: WriteBatch,
-    instance_id: int,
-    task_ids: set[str],
-    values: dict[str, Any],
+    session: Session, writes: ChangeRows, task_ids: set[str], values: dict[str, Any]
 ) -> None:
-    """Close open rows, one UPDATE each, and give the session's copies the same values."""
-    writes.execute(
-        _CLOSE_ROWS[tuple(values)],
-        [{**values, "of_instance": instance_id, "of_task": task_id} for task_id in task_ids],
+    """Close open rows when the change is sent, and give the session's copies the same values."""
+    writes.closed_tasks.extend(
+        {"task_id": task_id, "completed_by": None, **values} for task_id in task_ids
     )
     for obj in list(session.identity_map.values()):
         loaded = inspect(obj).dict
@@ -349,55 +298,22 @@ def _waits(
     return timers, messages
 
 
-_TIMERS = table_of(InstanceTimer)
-_SUBSCRIPTIONS = table_of(MessageSubscription)
-# Inline: no primary key is read back, so the statements can go out in a pipeline.
-_INSERT_TIMERS = DriverStatement(insert(_TIMERS).inline())
-_INSERT_SUBSCRIPTIONS = DriverStatement(insert(_SUBSCRIPTIONS).inline())
-_WAITING_TIMER = (
-    _TIMERS.c.instance_id == bindparam("of_instance"),
-    _TIMERS.c.task_id == bindparam("of_task"),
-    _TIMERS.c.status == "waiting",
-)
-_END_TIMER = DriverStatement(update(_TIMERS).where(*_WAITING_TIMER).values(status="done"))
-_MOVE_TIMER = DriverStatement(
-    update(_TIMERS).where(*_WAITING_TIMER).values(fire_at=bindparam("new_fire_at"))
-)
-_END_SUBSCRIPTION = DriverStatement(
-    delete(_SUBSCRIPTIONS).where(
-        _SUBSCRIPTIONS.c.instance_id == bindparam("of_instance"),
-        _SUBSCRIPTIONS.c.task_id == bindparam("of_task"),
-        _SUBSCRIPTIONS.c.message_name == bindparam("of_message"),
-    )
-)
-
-
 def sync_waits(
     session: Session,
     instance: ProcessInstance,
     workflow: BpmnWorkflow,
     rows: DerivedRows,
     now: datetime | None,
-    writes: WriteBatch,
+    writes: ChangeRows,
 ) -> None:
     """Mirror the workflow's waiting timers and message catches, and set `next_timer_at`."""
     timers, messages = _waits(workflow)
     # Plain SQL, sent with the change's other writes: no session copies of these rows exist.
     ended = set(rows.timers) - set(timers)
     moved = {t for t in set(rows.timers) & set(timers) if timers[t][1] != rows.timers[t]}
-    if ended:
-        writes.execute(
-            _END_TIMER, [{"of_instance": instance.id, "of_task": task_id} for task_id in ended]
-        )
-    if moved:
-        writes.execute(
-            _MOVE_TIMER,
-            [
-                {"of_instance": instance.id, "of_task": task_id, "new_fire_at": timers[task_id][1]}
-                for task_id in moved
-            ],
-        )
-    new_timers = [
+    writes.ended_timers.extend(ended)
+    writes.moved_timers.extend({"task_id": t, "fire_at": timers[t][1]} for t in moved)
+    writes.new_timers.extend(
         {
             "instance_id": instance.id,
             "task_id": task_id,
@@ -410,22 +326,15 @@ def sync_waits(
         }
         for task_id, (bpmn_id, fire_at) in timers.items()
         if task_id not in rows.timers
-    ]
-    if new_timers:
-        writes.execute(_INSERT_TIMERS, new_timers)
+    )
     rows.timers = {task_id: fire_at for task_id, (_, fire_at) in timers.items()}
     instance.next_timer_at = min(rows.timers.values(), default=None)
 
-    dropped = [key.split("|", 1) for key in rows.subscriptions - set(messages)]
-    if dropped:
-        writes.execute(
-            _END_SUBSCRIPTION,
-            [
-                {"of_instance": instance.id, "of_task": task_id, "of_message": name}
-                for task_id, name in dropped
-            ],
-        )
-    new_subscriptions = [
+    writes.dropped_subscriptions.extend(
+        dict(zip(("task_id", "message_name"), key.split("|", 1), strict=True))
+        for key in rows.subscriptions - set(messages)
+    )
+    writes.new_subscriptions.extend(
         {
             "instance_id": instance.id,
             "task_id": key.split("|", 1)[0],
@@ -436,7 +345,5 @@ def sync_waits(
         }
         for key, (bpmn_id, name) in messages.items()
         if key not in rows.subscriptions
-    ]
-    if new_subscriptions:
-        writes.execute(_INSERT_SUBSCRIPTIONS, new_subscriptions)
+    )
     rows.subscriptions = set(messages)

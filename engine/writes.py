@@ -1,19 +1,24 @@
-"""The rows one instance change writes, as a few prebuilt Core statements.
+"""The rows one instance change writes, gathered while it runs and sent when it ends.
 
 The ORM's unit of work costs more per change than the rows it writes: it sorts mappers, fetches
 generated keys and compares attribute histories. An instance change always writes the same
-kinds of rows, so the statements are built once and the session's copies are told the new
-values directly (`set_committed_value`), leaving nothing for a later flush to write twice.
+kinds of rows, so they are collected as plain values (`ChangeRows`) and sent with statements
+built once: on PostgreSQL as one statement (engine/writes_postgres.py), elsewhere one per kind
+of row. The session's copies are told the new values directly (`set_committed_value`), leaving
+nothing for a later flush to write twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
+    Connection,
     bindparam,
+    delete,
     insert,
     inspect,
     literal,
@@ -21,108 +26,127 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from engine.change_rows import EVENT_FIELDS, INSTANCE_FIELDS, TASK_FIELDS, ChangeRows
 from engine.db import table_of
-from engine.driver import DriverStatement, driver_errors, pipeline
-from engine.models import InstanceEvent, ProcessDefinition, ProcessInstance
+from engine.driver import DriverStatement, driver_errors
+from engine.models import (
+    HumanTask,
+    InstanceEvent,
+    InstanceTaskState,
+    InstanceTimer,
+    MessageSubscription,
+    ProcessDefinition,
+    ProcessInstance,
+)
+from engine.writes_postgres import send_as_one
 
 _INSTANCE = table_of(ProcessInstance)
-_EVENT = table_of(InstanceEvent)
-
-# What every change may alter on the instance row; anything else a caller changes is left to
-# the ORM, which then checks the version this update wrote.
-INSTANCE_FIELDS = (
-    "status",
-    "state",
-    "serializer_version",
-    "state_token",
-    "next_timer_at",
-    "updated_at",
-    "ended_at",
-)
-
 _UPDATE_INSTANCE = DriverStatement(
     update(_INSTANCE)
     .where(
-        _INSTANCE.c.id == bindparam("match_id"),
+        _INSTANCE.c.id == bindparam("instance_id"),
         _INSTANCE.c.version == bindparam("match_version"),
     )
     .values({name: bindparam(name) for name in (*INSTANCE_FIELDS, "version")})
 )
-# Inline: no primary key is read back, so the statement can go out in a pipeline.
-_INSERT_EVENTS = DriverStatement(insert(_EVENT).inline())
-_EVENT_FIELDS = ("instance_id", "at", "kind", "actor", "bpmn_id", "task_id", "detail")
+_TASKS = table_of(HumanTask)
+_TIMERS = table_of(InstanceTimer)
+_SUBSCRIPTIONS = table_of(MessageSubscription)
+_STATES = table_of(InstanceTaskState)
+_OF_INSTANCE: BindParameter[int] = bindparam("of_instance")
+# One statement per kind of row, for databases without the single statement (SQLite).
+_CLOSE_TASK = DriverStatement(
+    update(_TASKS)
+    .where(
+        _TASKS.c.instance_id == _OF_INSTANCE,
+        _TASKS.c.task_id == bindparam("of_task"),
+        _TASKS.c.status == "open",
+    )
+    .values(
+        status=bindparam("status"),
+        completed_at=bindparam("completed_at"),
+        completed_by=bindparam("completed_by"),
+    )
+)
+_OPEN_TASK = DriverStatement(insert(_TASKS).returning(_TASKS.c.id))
+_WAITING_TIMER = (
+    _TIMERS.c.instance_id == _OF_INSTANCE,
+    _TIMERS.c.task_id == bindparam("of_task"),
+    _TIMERS.c.status == "waiting",
+)
+_END_TIMER = DriverStatement(update(_TIMERS).where(*_WAITING_TIMER).values(status="done"))
+_MOVE_TIMER = DriverStatement(
+    update(_TIMERS).where(*_WAITING_TIMER).values(fire_at=bindparam("fire_at"))
+)
+_NEW_TIMER = DriverStatement(insert(_TIMERS).inline())
+_DROP_SUBSCRIPTION = DriverStatement(
+    delete(_SUBSCRIPTIONS).where(
+        _SUBSCRIPTIONS.c.instance_id == _OF_INSTANCE,
+        _SUBSCRIPTIONS.c.task_id == bindparam("of_task"),
+        _SUBSCRIPTIONS.c.message_name == bindparam("message_name"),
+    )
+)
+_NEW_SUBSCRIPTION = DriverStatement(insert(_SUBSCRIPTIONS).inline())
+_REMOVE_STATE = DriverStatement(
+    delete(_STATES).where(
+        _STATES.c.instance_id == _OF_INSTANCE, _STATES.c.task_id == bindparam("of_task")
+    )
+)
+_UPSERT = sqlite_insert(_STATES).inline()
+_SAVE_STATE = DriverStatement(
+    _UPSERT.on_conflict_do_update(
+        index_elements=["instance_id", "task_id"],
+        set_={"body": _UPSERT.excluded.body, "workflow_key": _UPSERT.excluded.workflow_key},
+    )
+)
+_NEW_EVENT = DriverStatement(insert(table_of(InstanceEvent)).inline())
 
 
-class WriteBatch:
-    """Statements whose rows nobody reads until the change is complete, held until then.
+def _send_each(
+    connection: Connection, rows: ChangeRows, instance: dict[str, Any]
+) -> tuple[int, list[int]]:
+    """Write the rows one statement per row; return the instance rows changed and new ids."""
+    of = {"of_instance": instance["instance_id"]}
 
-    On PostgreSQL they are sent in one pipeline: one round trip instead of one per statement.
-    A statement may say how many rows it must change, which is checked once the batch is
-    sent, or ask for the rows it returns (new ids), which are handed over then.
-    """
+    def each(statement: DriverStatement, values: Iterable[dict[str, Any]]) -> None:
+        for value in values:
+            statement.execute(connection, value)
 
-    def __init__(self) -> None:
-        self.steps: list[_Step] = []
-
-    def execute(
-        self, statement: DriverStatement, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Queue a statement, once per row when given a list."""
-        self.steps.append(_Step(statement, params))
-
-    def execute_checked(
-        self, statement: DriverStatement, params: Mapping[str, Any], rows: int
-    ) -> None:
-        """Queue a statement that must change exactly `rows` rows."""
-        self.steps.append(_Step(statement, params, rows=rows))
-
-    def execute_returning(
-        self,
-        statement: DriverStatement,
-        rows: Sequence[Mapping[str, Any]],
-        receive: Callable[[list[Any]], None],
-    ) -> None:
-        """Queue a statement once per row; `receive` gets each row's first returned value."""
-        self.steps.append(_Step(statement, rows, receive=receive))
-
-    def send(self, session: Session) -> None:
-        """Send the statements in order; raise StaleDataError if a checked one missed its rows."""
-        connection = session.connection()
-        steps, self.steps = self.steps, []
-        shared = connection.connection.cursor()
-        checked: list[tuple[Any, int]] = []
-        returning: list[tuple[list[Any], Callable[[list[Any]], None]]] = []
-        with driver_errors(connection), pipeline(connection):
-            for step in steps:
-                statement, params = step.statement, step.params
-                if step.receive is not None:
-                    assert not isinstance(params, Mapping)
-                    cursors = [statement.execute(connection, row) for row in params]
-                    returning.append((cursors, step.receive))
-                elif step.rows is not None:
-                    assert isinstance(params, Mapping)
-                    checked.append((statement.execute(connection, params), step.rows))
-                elif isinstance(params, Mapping):
-                    statement.execute(connection, params, shared)
-                elif params:
-                    statement.execute_many(connection, params, shared)
-        for cursor, rows in checked:
-            if cursor.rowcount != rows:
-                raise StaleDataError(f"expected {rows} row(s) to change, not {cursor.rowcount}")
-        for cursors, receive in returning:
-            receive([cursor.fetchall()[0][0] for cursor in cursors])
-
-
-@dataclass(frozen=True)
-class _Step:
-    statement: DriverStatement
-    params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    rows: int | None = None
-    receive: Callable[[list[Any]], None] | None = None
+    each(
+        _CLOSE_TASK,
+        (
+            {**of, "of_task": r["task_id"], **{k: v for k, v in r.items() if k != "task_id"}}
+            for r in rows.closed_tasks
+        ),
+    )
+    ids = [
+        _OPEN_TASK.execute(connection, {n: getattr(task, n) for n in TASK_FIELDS}).fetchall()[0][0]
+        for task in rows.opened_tasks
+    ]
+    each(_END_TIMER, ({**of, "of_task": task_id} for task_id in rows.ended_timers))
+    each(
+        _MOVE_TIMER,
+        ({**of, "of_task": r["task_id"], "fire_at": r["fire_at"]} for r in rows.moved_timers),
+    )
+    each(_NEW_TIMER, rows.new_timers)
+    each(
+        _DROP_SUBSCRIPTION,
+        (
+            {**of, "of_task": r["task_id"], "message_name": r["message_name"]}
+            for r in rows.dropped_subscriptions
+        ),
+    )
+    each(_NEW_SUBSCRIPTION, rows.new_subscriptions)
+    each(_REMOVE_STATE, ({**of, "of_task": task_id} for task_id in rows.removed_states))
+    each(_SAVE_STATE, ({"instance_id": instance["instance_id"], **row} for row in rows.states))
+    each(_NEW_EVENT, rows.events)
+    changed = _UPDATE_INSTANCE.execute(connection, instance).rowcount
+    return changed, ids
 
 
 _DEFINITION = table_of(ProcessDefinition)
@@ -194,18 +218,28 @@ def insert_instance_of_newest(session: Session, instance: ProcessInstance) -> St
     return StartedRow(row[1], row[2], row[3])
 
 
-def send_change(session: Session, instance: ProcessInstance, writes: WriteBatch) -> None:
-    """Send a change's writes: the history entries added so far, what `writes` holds, and last
-    the instance row, if its version is still the one read.
+def send_change(session: Session, instance: ProcessInstance, rows: ChangeRows) -> None:
+    """Send a change's rows, the history entries added so far, and the instance row, if its
+    version is still the one read.
 
     Raises StaleDataError, as the ORM would, when another transaction changed the row.
     """
-    _queue_pending_events(session, writes)
+    _take_pending_events(session, rows)
     values: dict[str, Any] = {name: getattr(instance, name) for name in INSTANCE_FIELDS}
     version = instance.version
-    values.update(match_id=instance.id, match_version=version, version=version + 1)
-    writes.execute_checked(_UPDATE_INSTANCE, values, rows=1)
-    writes.send(session)
+    values.update(instance_id=instance.id, match_version=version, version=version + 1)
+    connection = session.connection()
+    with driver_errors(connection):
+        if connection.dialect.name == "postgresql":
+            changed, ids = send_as_one(connection, rows, values)
+        else:
+            changed, ids = _send_each(connection, rows, values)
+    if changed != 1:
+        raise StaleDataError(f"expected 1 instance row to change, not {changed}")
+    for task, task_id in zip(rows.opened_tasks, ids, strict=True):
+        task.id = task_id
+        make_transient_to_detached(task)
+        session.add(task)
     for name in INSTANCE_FIELDS:
         set_committed_value(instance, name, values[name])
     set_committed_value(instance, "version", version + 1)
@@ -216,15 +250,12 @@ def send_change(session: Session, instance: ProcessInstance, writes: WriteBatch)
         state._commit_all(state.dict, session.identity_map)
 
 
-def _queue_pending_events(session: Session, writes: WriteBatch) -> None:
-    """Queue the history entries added to the session so far as one insert.
+def _take_pending_events(session: Session, rows: ChangeRows) -> None:
+    """Move the history entries added to the session so far into the change's rows.
 
-    Entries go in the order they were added, so ids keep following the order of events.
+    Entries keep the order they were added in, so ids follow the order of events.
     """
-    events = [obj for obj in session.new if isinstance(obj, InstanceEvent)]
-    if not events:
-        return
-    rows = [{name: getattr(event, name) for name in _EVENT_FIELDS} for event in events]
-    for event in events:
-        session.expunge(event)
-    writes.execute(_INSERT_EVENTS, rows)
+    for obj in list(session.new):
+        if isinstance(obj, InstanceEvent):
+            rows.events.append({name: getattr(obj, name) for name in EVENT_FIELDS})
+            session.expunge(obj)

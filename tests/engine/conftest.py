@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.actor import Actor
+from engine.instances import start_instance
 from engine.models import HumanTask, ProcessInstance
 from engine.specs import SERIALIZER
 from engine.state import LIVE_CACHE, load_state
+from tests.conftest import NOW
 
 
 def _comparable(workflow: Any) -> dict[str, Any]:
@@ -56,3 +59,16 @@ def open_task(session: Session) -> Callable[[ProcessInstance, str], HumanTask]:
         return rows[0]
 
     return find
+
+
+@pytest.fixture
+def lead_instance(session: Session, deploy: Callable[..., Any]) -> ProcessInstance:
+    """A lead follow-up started by a rep, waiting at its first call task."""
+    deploy("lead_followup.bpmn")
+    return start_instance(
+        session,
+        Actor("rita", frozenset({"rep"})),
+        "lead_followup",
+        now=NOW,
+        data={"lead_name": "Acme", "budget": 1},
+    ).instance

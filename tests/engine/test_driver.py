@@ -10,7 +10,6 @@ from sqlalchemy import bindparam, insert, select, update
 from engine.actor import Actor
 from engine.db import table_of
 from engine.driver import DriverStatement
-from engine.instances import start_instance
 from engine.models import HumanTask, InstanceEvent, InstanceTimer, ProcessInstance
 from engine.tasks import complete_task, lock_task
 from tests.conftest import NOW
@@ -19,21 +18,13 @@ EVENTS = table_of(InstanceEvent)
 REP = Actor("rita", frozenset({"rep"}))
 
 
-@pytest.fixture
-def instance(session, deploy):
-    deploy("lead_followup.bpmn")
-    return start_instance(
-        session, REP, "lead_followup", now=NOW, data={"lead_name": "Acme", "budget": 1}
-    ).instance
-
-
-def test_driver_statement_keeps_aware_times_and_json(session, instance):
+def test_driver_statement_keeps_aware_times_and_json(session, lead_instance):
     at = datetime(2026, 11, 22, 17, 30, tzinfo=timezone(timedelta(hours=8)))  # Beijing time
     statement = DriverStatement(insert(EVENTS).inline())
     statement.execute(
         session.connection(),
         {
-            "instance_id": instance.id,
+            "instance_id": lead_instance.id,
             "at": at,
             "kind": "note",
             "actor": "rita",
@@ -47,7 +38,7 @@ def test_driver_statement_keeps_aware_times_and_json(session, instance):
             EVENTS.c.instance_id == bindparam("of"), EVENTS.c.kind == "note"
         )
     )
-    [(stored_at, detail)] = read.fetch(session.connection(), {"of": instance.id})
+    [(stored_at, detail)] = read.fetch(session.connection(), {"of": lead_instance.id})
     assert stored_at == at
     assert stored_at.tzinfo is not None
     assert stored_at.utcoffset() == timedelta(0)
@@ -55,7 +46,7 @@ def test_driver_statement_keeps_aware_times_and_json(session, instance):
     # The ORM reads the same row the same way.
     event = session.scalars(
         select(InstanceEvent).where(
-            InstanceEvent.instance_id == instance.id, InstanceEvent.kind == "note"
+            InstanceEvent.instance_id == lead_instance.id, InstanceEvent.kind == "note"
         )
     ).one()
     assert (event.at, event.detail) == (at.astimezone(UTC), detail)
@@ -74,27 +65,27 @@ def test_driver_statement_refuses_what_only_sqlalchemy_could_run(session):
         defaulted.execute(session.connection(), {"instance_id": 1, "task_id": "t"})
 
 
-def test_lock_task_refreshes_a_copy_the_session_already_holds(session, instance):
-    task = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id)).one()
+def test_lock_task_refreshes_a_copy_the_session_already_holds(session, lead_instance):
+    task = session.scalars(select(HumanTask).where(HumanTask.instance_id == lead_instance.id)).one()
     instances = table_of(ProcessInstance)
     # Someone else suspends the instance behind this session's back.
     session.execute(
-        update(instances).where(instances.c.id == instance.id).values(status="suspended")
+        update(instances).where(instances.c.id == lead_instance.id).values(status="suspended")
     )
-    assert instance.status == "running"  # the session's copy is stale
+    assert lead_instance.status == "running"  # the session's copy is stale
     locked_task, locked = lock_task(session, task.id)
-    assert locked is instance
+    assert locked is lead_instance
     assert locked_task is task
-    assert instance.status == "suspended"
-    assert instance.definition.process_id == "lead_followup"
+    assert lead_instance.status == "suspended"
+    assert lead_instance.definition.process_id == "lead_followup"
     assert not session.dirty  # what was read counts as loaded, not as a change
 
 
-def test_lock_task_gives_objects_that_load_and_change_like_queried_ones(session, instance):
-    task_id = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id))
+def test_lock_task_gives_objects_that_load_and_change_like_queried_ones(session, lead_instance):
+    task_id = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == lead_instance.id))
     session.expunge_all()
     task, locked = lock_task(session, task_id)
-    assert task.instance_id == locked.id == instance.id
+    assert task.instance_id == locked.id == lead_instance.id
     assert task.status == "open"
     assert task.created_at == NOW
     # The definition's spec is deferred: it loads when first used.
