@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from engine.change_rows import ChangeRows
 from engine.db import UTCDateTime, table_of
+from engine.driver import DriverStatement
 from engine.models import InstanceTaskState, ProcessDefinition, ProcessInstance
 from engine.specs import REGISTRY, SERIALIZER_VERSION, load_specs
 from engine.sync import DERIVED_SELECTS, DerivedRows
@@ -171,13 +172,23 @@ def save_state(
     instance.state_token = uuid.uuid4().hex
 
 
+def _as_stored(value: Any) -> Any:
+    return value
+
+
+# Stored JSON that names no registered type: the registry's walk would only copy it.
+_PLAIN = "_plain"
+
+
 def _restore_task(wf: Any, body: dict[str, Any], task_id: UUID, ids: dict[str, UUID]) -> Task:
     """Rebuild one task the way the library's TaskConverter does, reusing parsed ids.
 
     A restore of a long instance rebuilds hundreds of tasks; parsing every id once instead of
     up to four times, and skipping the registry's generic walk for plain values, halves the
-    cost. The stored body is the converter's own format (`REGISTRY.convert(task)`).
+    cost. The stored body is the converter's own format (`REGISTRY.convert(task)`); `_PLAIN`
+    is set on bodies whose text holds no registered type, whose values are then used as read.
     """
+    restore = _as_stored if body.get(_PLAIN) else REGISTRY.restore
     spec = wf.spec.task_specs.get(body["task_spec"])
     task = Task(wf, spec, state=body["state"], id=task_id)
     parent_id = body["parent"]
@@ -192,7 +203,7 @@ def _restore_task(wf: Any, body: dict[str, Any], task_id: UUID, ids: dict[str, U
     task.last_state_change = body["last_state_change"]
     task.triggered = body["triggered"]
     internal = body["internal_data"]
-    task.internal_data = REGISTRY.restore(internal) if internal else {}
+    task.internal_data = restore(internal) if internal else {}
     if isinstance(spec, CatchingEvent) and task._state & TaskState.WAITING:
         wf.top_workflow.event_manager.add_task(task)
     delta = body.get("delta")
@@ -201,11 +212,11 @@ def _restore_task(wf: Any, body: dict[str, Any], task_id: UUID, ids: dict[str, U
         data = DeepMerge.merge({}, parent.data)
         updates = delta.get("updates")
         if updates:
-            data.update(REGISTRY.restore(updates))
+            data.update(restore(updates))
         for key in delta.get("deletions") or ():
             data.pop(key, None)
     else:
-        data = REGISTRY.restore(body["data"])
+        data = restore(body["data"])
     task.data = data
     return task
 
@@ -232,16 +243,18 @@ def _restore_fields(wf: Any, doc: dict[str, Any]) -> None:
     wf.data = REGISTRY.restore(doc.get("data", {}))
 
 
-_ROWS = select(
+_STATE_ROWS = select(
     literal("state"),
     _TASK_ROWS.c.task_id,
     _TASK_ROWS.c.workflow_key,
     _TASK_ROWS.c.body,
     cast(null(), UTCDateTime()),
 ).where(_TASK_ROWS.c.instance_id == bindparam("instance_id"))
+# Read on the driver's cursor: a long instance has hundreds of rows.
+_ROWS = DriverStatement(_STATE_ROWS)
 # With the derived rows (see sync.DERIVED_SELECTS) in the same statement: a change that restores
 # its workflow needs both, and this saves it a round trip.
-_ROWS_AND_DERIVED = union_all(_ROWS, *DERIVED_SELECTS)
+_ROWS_AND_DERIVED = DriverStatement(union_all(_STATE_ROWS, *DERIVED_SELECTS))
 
 
 def load_state(
@@ -267,11 +280,13 @@ def load_state(
     bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     derived = DerivedRows() if with_derived else None
     statement = _ROWS_AND_DERIVED if with_derived else _ROWS
-    for kind, task_id, key, body, fire_at in session.execute(
-        statement, {"instance_id": instance.id}
+    for kind, task_id, key, body, fire_at in statement.fetch(
+        session.connection(), {"instance_id": instance.id}
     ):
         if kind == "state":
-            bodies[key][task_id] = _loads(body)
+            parsed = bodies[key][task_id] = _loads(body)
+            if '"typename"' not in body:
+                parsed[_PLAIN] = True
         elif derived is not None:
             derived.add(kind, task_id, key, fire_at)
     workflow = BpmnWorkflow(spec, subprocess_specs, deserializing=True)
