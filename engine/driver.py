@@ -111,15 +111,17 @@ class DriverStatement:
         cursor = connection.connection.cursor()
         cursor.execute(form.sql, form.bind(values))
         rows = cursor.fetchall()
-        if not any(form.results):
+        typed = [(i, process) for i, process in enumerate(form.results) if process is not None]
+        if not typed:
             return rows
-        return [
-            tuple(
-                process(value) if process is not None and value is not None else value
-                for process, value in zip(form.results, row, strict=True)
-            )
-            for row in rows
-        ]
+        found = []
+        for row in rows:
+            values_of_row = list(row)
+            for i, process in typed:
+                if values_of_row[i] is not None:
+                    values_of_row[i] = process(values_of_row[i])
+            found.append(values_of_row)
+        return found
 
     def execute_many(
         self, connection: Connection, rows: Sequence[Mapping[str, Any]], cursor: Any = None

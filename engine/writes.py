@@ -3,8 +3,8 @@
 The ORM's unit of work costs more per change than the rows it writes: it sorts mappers, fetches
 generated keys and compares attribute histories. An instance change always writes the same
 kinds of rows, so they are collected as plain values (`ChangeRows`) and sent with statements
-built once: on PostgreSQL as one statement (engine/writes_postgres.py), elsewhere one per kind
-of row. The session's copies are told the new values directly (`set_committed_value`), leaving
+built once: on PostgreSQL as one statement (engine/writes_postgres.py), elsewhere one per
+row. The session's copies are told the new values directly (`set_committed_value`), leaving
 nothing for a later flush to write twice.
 """
 
