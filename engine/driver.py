@@ -179,3 +179,19 @@ def adopt(session: Session, model: type[Base], values: dict[str, Any]) -> Any:
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
+
+
+def columns_of(model: type[Base]) -> dict[str, Any]:
+    """A model's loaded-by-default columns by attribute name, for a driver read to adopt."""
+    # Deferred columns (a definition's spec) load when first used, as through the ORM.
+    return {prop.key: prop.columns[0] for prop in inspect(model).column_attrs if not prop.deferred}
+
+
+def adopt_row(
+    session: Session, row: Sequence[Any], parts: Sequence[tuple[type[Base], dict[str, Any]]]
+) -> list[Any]:
+    """Adopt a row that holds several models' columns, in the order `parts` gives them."""
+    values = iter(row)
+    return [
+        adopt(session, model, {key: next(values) for key in columns}) for model, columns in parts
+    ]

@@ -11,15 +11,17 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import ScriptTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actor import Actor
 from engine.change_rows import ChangeRows
 from engine.clock import frozen_at
+from engine.driver import DriverStatement, adopt_row, columns_of, driver_errors
 from engine.errors import Conflict, EngineError, NotFound
-from engine.models import HumanTask, Incident, InstanceEvent, ProcessInstance
+from engine.models import HumanTask, Incident, InstanceEvent, ProcessDefinition, ProcessInstance
 from engine.operations import OperationContext
 from engine.scripting import StagecraftScriptEngine
 from engine.state import LiveWorkflow, load_state, remember, save_state
@@ -38,16 +40,33 @@ class ChangeOutcome:
     incident: Incident | None = None
 
 
+_INSTANCE_COLUMNS = columns_of(ProcessInstance)
+_DEFINITION_COLUMNS = columns_of(ProcessDefinition)
+# Read on the driver and adopted into the session, with its definition: a change that restores
+# its workflow needs the definition's spec, which would otherwise cost another read.
+_LOCK_INSTANCE = DriverStatement(
+    select(*_INSTANCE_COLUMNS.values(), *_DEFINITION_COLUMNS.values())
+    .join_from(
+        ProcessInstance, ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id
+    )
+    .where(ProcessInstance.id == bindparam("instance_id"))
+    .with_for_update(of=ProcessInstance)
+)
+
+
 def lock_instance(session: Session, instance_id: int) -> ProcessInstance:
     """Load an instance row for update (a row lock on PostgreSQL), refreshing any stale copy."""
-    instance = session.scalar(
-        select(ProcessInstance)
-        .where(ProcessInstance.id == instance_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if instance is None:
+    connection = session.connection()
+    with driver_errors(connection):
+        rows = _LOCK_INSTANCE.fetch(connection, {"instance_id": instance_id})
+    if not rows:
         raise NotFound(f"process instance {instance_id} does not exist")
+    instance, definition = adopt_row(
+        session,
+        rows[0],
+        ((ProcessInstance, _INSTANCE_COLUMNS), (ProcessDefinition, _DEFINITION_COLUMNS)),
+    )
+    set_committed_value(instance, "definition", definition)
     return instance
 
 

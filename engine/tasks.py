@@ -10,13 +10,12 @@ from uuid import UUID
 from jsonschema import Draft202012Validator, ValidationError, validators
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, bindparam, func, inspect, or_, select, true, union_all
+from sqlalchemy import and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.actor import Actor
-from engine.db import Base
-from engine.driver import DriverStatement, adopt, driver_errors
+from engine.driver import DriverStatement, adopt_row, columns_of, driver_errors
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.runtime import ChangeOutcome, apply_change, log_event
@@ -55,14 +54,9 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
     )
 
 
-def _columns(model: type[Base]) -> dict[str, Any]:
-    # Deferred columns (a definition's spec) load when first used, as through the ORM.
-    return {prop.key: prop.columns[0] for prop in inspect(model).column_attrs if not prop.deferred}
-
-
-_INSTANCE_COLUMNS = _columns(ProcessInstance)
-_TASK_COLUMNS = _columns(HumanTask)
-_DEFINITION_COLUMNS = _columns(ProcessDefinition)
+_INSTANCE_COLUMNS = columns_of(ProcessInstance)
+_TASK_COLUMNS = columns_of(HumanTask)
+_DEFINITION_COLUMNS = columns_of(ProcessDefinition)
 # Every task change goes through its instance's row lock; the task is read under that lock.
 # Read on the driver and adopted into the session: the ORM's loading costs more than the read.
 _LOCK_OPEN_TASK = DriverStatement(
@@ -85,16 +79,15 @@ def lock_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessI
         rows = _LOCK_OPEN_TASK.fetch(connection, {"task_id": human_task_id})
     if not rows:
         raise NotFound(f"task {human_task_id} does not exist")
-    values = iter(rows[0])
-    found = [
-        adopt(session, model, {key: next(values) for key in columns})
-        for model, columns in (
+    instance, task, definition = adopt_row(
+        session,
+        rows[0],
+        (
             (ProcessInstance, _INSTANCE_COLUMNS),
             (HumanTask, _TASK_COLUMNS),
             (ProcessDefinition, _DEFINITION_COLUMNS),
-        )
-    ]
-    instance, task, definition = found
+        ),
+    )
     set_committed_value(instance, "definition", definition)
     return task, instance
 

@@ -95,3 +95,18 @@ def test_lock_task_gives_objects_that_load_and_change_like_queried_ones(session,
     session.flush()
     session.expire_all()
     assert session.get(HumanTask, task_id).completed_by == "rita"
+
+
+def test_lock_instance_refreshes_a_held_copy_and_raises_for_a_missing_one(session, lead_instance):
+    from engine.errors import NotFound
+    from engine.runtime import lock_instance
+
+    instances = table_of(ProcessInstance)
+    session.execute(
+        update(instances).where(instances.c.id == lead_instance.id).values(status="suspended")
+    )
+    assert lock_instance(session, lead_instance.id) is lead_instance
+    assert lead_instance.status == "suspended"
+    assert lead_instance.definition.version == 1
+    with pytest.raises(NotFound, match="process instance 987654 does not exist"):
+        lock_instance(session, 987654)
