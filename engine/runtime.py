@@ -11,7 +11,7 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import ScriptTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -42,31 +42,66 @@ class ChangeOutcome:
 
 _INSTANCE_COLUMNS = columns_of(ProcessInstance)
 _DEFINITION_COLUMNS = columns_of(ProcessDefinition)
-# Read on the driver and adopted into the session, with its definition: a change that restores
-# its workflow needs the definition's spec, which would otherwise cost another read.
-_LOCK_INSTANCE = DriverStatement(
-    select(*_INSTANCE_COLUMNS.values(), *_DEFINITION_COLUMNS.values())
-    .join_from(
-        ProcessInstance, ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id
+
+
+def locked_instance_select(*also: dict[str, Any]) -> Select[Any]:
+    """Select an instance's columns, then those of `also`, then its definition's, locking the
+    instance row (PostgreSQL); join and filter the `also` tables onto it."""
+    return (
+        select(
+            *_INSTANCE_COLUMNS.values(),
+            *(column for columns in also for column in columns.values()),
+            *_DEFINITION_COLUMNS.values(),
+        )
+        .join_from(
+            ProcessInstance,
+            ProcessDefinition,
+            ProcessDefinition.id == ProcessInstance.definition_id,
+        )
+        .with_for_update(of=ProcessInstance)
     )
-    .where(ProcessInstance.id == bindparam("instance_id"))
-    .with_for_update(of=ProcessInstance)
+
+
+def adopt_locked(
+    session: Session,
+    statement: DriverStatement,
+    params: dict[str, Any],
+    missing: str,
+    *also: tuple[type[Any], dict[str, Any]],
+) -> tuple[ProcessInstance, list[Any]]:
+    """Run a `locked_instance_select` on the driver and adopt its row into the session.
+
+    The ORM's loading costs more than the read; a copy the session already holds is refreshed,
+    as with `populate_existing`. The definition comes along, so a change that restores its
+    workflow need not read it again. Raises NotFound with `missing` when no row matches.
+    """
+    connection = session.connection()
+    with driver_errors(connection):
+        rows = statement.fetch(connection, params)
+    if not rows:
+        raise NotFound(missing)
+    instance, *others, definition = adopt_row(
+        session,
+        rows[0],
+        ((ProcessInstance, _INSTANCE_COLUMNS), *also, (ProcessDefinition, _DEFINITION_COLUMNS)),
+    )
+    set_committed_value(instance, "definition", definition)
+    return instance, others
+
+
+_LOCK_INSTANCE = DriverStatement(
+    locked_instance_select().where(ProcessInstance.id == bindparam("instance_id"))
 )
 
 
 def lock_instance(session: Session, instance_id: int) -> ProcessInstance:
     """Load an instance row for update (a row lock on PostgreSQL), refreshing any stale copy."""
-    connection = session.connection()
-    with driver_errors(connection):
-        rows = _LOCK_INSTANCE.fetch(connection, {"instance_id": instance_id})
-    if not rows:
-        raise NotFound(f"process instance {instance_id} does not exist")
-    instance, definition = adopt_row(
+    instance, _ = adopt_locked(
         session,
-        rows[0],
-        ((ProcessInstance, _INSTANCE_COLUMNS), (ProcessDefinition, _DEFINITION_COLUMNS)),
+        _LOCK_INSTANCE,
+        {"instance_id": instance_id},
+        f"process instance {instance_id} does not exist",
     )
-    set_committed_value(instance, "definition", definition)
     return instance
 
 

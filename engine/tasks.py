@@ -12,13 +12,18 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.actor import Actor
-from engine.driver import DriverStatement, adopt_row, columns_of, driver_errors
+from engine.driver import DriverStatement, columns_of
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from engine.models import HumanTask, ProcessDefinition, ProcessInstance
-from engine.runtime import ChangeOutcome, apply_change, log_event
+from engine.models import HumanTask, ProcessInstance
+from engine.runtime import (
+    ChangeOutcome,
+    adopt_locked,
+    apply_change,
+    locked_instance_select,
+    log_event,
+)
 
 MAX_TASK_DATA_KEYS = 200
 
@@ -54,17 +59,12 @@ def may_work_on(actor: Actor, task: HumanTask) -> bool:
     )
 
 
-_INSTANCE_COLUMNS = columns_of(ProcessInstance)
 _TASK_COLUMNS = columns_of(HumanTask)
-_DEFINITION_COLUMNS = columns_of(ProcessDefinition)
 # Every task change goes through its instance's row lock; the task is read under that lock.
-# Read on the driver and adopted into the session: the ORM's loading costs more than the read.
 _LOCK_OPEN_TASK = DriverStatement(
-    select(*_INSTANCE_COLUMNS.values(), *_TASK_COLUMNS.values(), *_DEFINITION_COLUMNS.values())
-    .join_from(ProcessInstance, HumanTask, HumanTask.instance_id == ProcessInstance.id)
-    .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+    locked_instance_select(_TASK_COLUMNS)
+    .join(HumanTask, HumanTask.instance_id == ProcessInstance.id)
     .where(HumanTask.id == bindparam("task_id"))
-    .with_for_update(of=ProcessInstance)
 )
 
 
@@ -74,21 +74,13 @@ def lock_task(session: Session, human_task_id: int) -> tuple[HumanTask, ProcessI
     For callers that check more before acting (the CRM's permissions): they lock first and
     hand the pair to `complete_locked_task`, so the task is read once.
     """
-    connection = session.connection()
-    with driver_errors(connection):
-        rows = _LOCK_OPEN_TASK.fetch(connection, {"task_id": human_task_id})
-    if not rows:
-        raise NotFound(f"task {human_task_id} does not exist")
-    instance, task, definition = adopt_row(
+    instance, [task] = adopt_locked(
         session,
-        rows[0],
-        (
-            (ProcessInstance, _INSTANCE_COLUMNS),
-            (HumanTask, _TASK_COLUMNS),
-            (ProcessDefinition, _DEFINITION_COLUMNS),
-        ),
+        _LOCK_OPEN_TASK,
+        {"task_id": human_task_id},
+        f"task {human_task_id} does not exist",
+        (HumanTask, _TASK_COLUMNS),
     )
-    set_committed_value(instance, "definition", definition)
     return task, instance
 
 
