@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Table, any_, bindparam, text
+from sqlalchemy import ColumnElement, Integer, String, Table, any_, bindparam, cast, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -53,7 +53,12 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 def among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
-    """Return `column IN ids`; one array parameter on PostgreSQL, however many ids."""
+    """Return `column IN ids`; one array parameter on PostgreSQL, however many ids.
+
+    The array goes as one text parameter the server parses: psycopg would adapt each id in
+    Python.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=postgresql.ARRAY(Integer)))
+        text_ids = bindparam(None, "{" + ",".join(map(str, ids)) + "}", type_=String)
+        return column == any_(cast(text_ids, postgresql.ARRAY(Integer)))
     return column.in_(ids)

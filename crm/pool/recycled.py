@@ -13,14 +13,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     DateTime,
     Integer,
     Select,
     String,
     Table,
-    any_,
-    bindparam,
     case,
     extract,
     func,
@@ -32,11 +29,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from crm.customers.models import Customer, OwnerChange
-from crm.pool.bulk import insert_rows
+from crm.pool.bulk import among, insert_rows
 from engine.db import UTCDateTime
 
 if TYPE_CHECKING:
@@ -138,14 +134,9 @@ def move_to_pool(session: Session, customer_ids: list[int], target_pool_id: int)
     """
     if not customer_ids:
         return
-    among: ColumnElement[bool] = Customer.id.in_(customer_ids)
-    if session.get_bind().dialect.name == "postgresql":
-        # One text parameter the server parses: psycopg would adapt each id in Python.
-        ids = "{" + ",".join(map(str, customer_ids)) + "}"
-        among = Customer.id == any_(sql_cast(bindparam("ids", ids, type_=String), ARRAY(Integer)))
     session.execute(
         update(Customer)
-        .where(among, Customer.owner_id.is_not(None))
+        .where(among(session, Customer.id, customer_ids), Customer.owner_id.is_not(None))
         .values(
             owner_id=None, pool_id=target_pool_id, home_pool_id=target_pool_id, owner_since=None
         )
