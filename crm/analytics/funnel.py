@@ -194,7 +194,7 @@ def _stage_entries(
     if scoped is None:
         deals = deals.join(Opportunity, Opportunity.id == per_deal.c.oid)
     by_stage = {f.stage: f for f in result.stages}
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         # One statement: the stays are computed once and feed both aggregates. A long period
         # sorts hundreds of thousands of moves; let this transaction sort them in memory.
         session.execute(text("SET LOCAL work_mem = '64MB'"))

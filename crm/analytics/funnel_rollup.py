@@ -21,7 +21,7 @@ from sqlalchemy import case, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from crm.analytics.models import FunnelDwellDay, FunnelEntryDay, FunnelRollup, FunnelStaleDeal
-from crm.analytics.numbers import TENTH, days, money
+from crm.analytics.numbers import TENTH, days
 from crm.analytics.periods import day_start
 from crm.analytics.rollup import CELL_SECONDS, OPEN_CELL, exact_seconds
 from crm.sales.models import PIPELINES, Opportunity
@@ -57,6 +57,8 @@ def rollup_usable(session: Session, pipeline: str, names: list[str]) -> bool:
 def stage_entries_from_rollup(session: Session, result: Funnel, now: datetime) -> bool:
     """Fill each stage's entries, conversion, stays and dwell; answer False if the history
     must."""
+    from crm.analytics.funnel import _deal_figures  # funnel imports this module
+
     names = [f.stage for f in result.stages]
     if not rollup_usable(session, result.pipeline, names):
         return False
@@ -97,12 +99,7 @@ def stage_entries_from_rollup(session: Session, result: Funnel, now: datetime) -
         return False
     for row in found:
         figures = by_stage[row.stage]
-        figures.entered, figures.amount = int(row.entered), money(row.amount)
-        figures.advanced, figures.won, figures.lost = (
-            int(row.advanced),
-            int(row.won),
-            int(row.lost),
-        )
+        _deal_figures(figures, row)
         figures.stays = dwell[row.stage][0]
         figures.avg_days, figures.median_days = days(averages[row.stage]), medians[row.stage]
     return True

@@ -35,7 +35,6 @@ OPEN_CELL = -1
 # Days are shown with one decimal, rounded half up: a stay of s seconds shows as cell / 10 days.
 CELL_SECONDS = Decimal(8640)
 _HALF_CELL = Decimal(4320)
-_MICRO = Decimal("0.000001")
 OUTCOMES = ("won", "lost")
 
 # pipeline, day, stage, prev_day, moved_on_day / pipeline, day, stage, cell
