@@ -44,7 +44,6 @@ from engine.models import HumanTask, ProcessDefinition
 
 __all__ = ["ORDER_CHILDREN", "OWNED_WITH_CUSTOMER", "TABS", "owned_by"]
 PAGE_SIZE = 50
-READ_RECORDS_AT_ONCE = True  # see inbox_page
 DUE_WINDOWS = ("overdue", "today", "week")
 SORTS = ("due", "created", "title")
 
@@ -173,8 +172,7 @@ def inbox_page(
     filters = _filters(query, now, tz)
     # A rep's or a team's "On my customers" by due date: counted, paged and its choices listed
     # from one scan of its tasks (a few thousand at most), not three.
-    at_once = READ_RECORDS_AT_ONCE and query.tab == "customers" and scope is not None
-    at_once = at_once and not filters and query.sort == "due"
+    at_once = query.tab == "customers" and scope is not None and not filters and query.sort == "due"
     if at_once:
         counts = _counts(session, statements.counts_but_records, params)
         count, ids, choices = _records_at_once(session, statements, params, query.page)
@@ -311,7 +309,7 @@ def _page_names(
 ) -> tuple[dict[tuple[str, int], str], dict[str, str], dict[str, str]]:
     """Return what a page names, read in one statement.
 
-    The customer (or lead) of each task (`_subject_names`), the name of each process
+    The customer (or lead) of each task (`_subject_name_parts`), the name of each process
     (`process_names`) and the display name of each username (`display_names`).
     """
     ids, names = sorted(process_ids), sorted({u for u in usernames if u})
@@ -382,10 +380,9 @@ def _subject_name_parts(tasks: Iterable[Any]) -> list[Any]:
             wanted[task.subject_type].add(task.subject_id)
     parts = []
     for kind, ids in sorted(wanted.items()):
-        record_id, name = _names_of(kind, ids).selected_columns
+        names = _names_of(kind, ids)
+        record_id, name = names.selected_columns
         parts.append(
-            _names_of(kind, ids).with_only_columns(
-                literal(kind), cast(record_id, String), name, literal(0)
-            )
+            names.with_only_columns(literal(kind), cast(record_id, String), name, literal(0))
         )
     return parts

@@ -215,14 +215,14 @@ def tab_statements(shape: TabShape) -> TabStatements:
         offered.append(HumanTask.candidate_role.in_(_ROLES))
     if shape.teams:
         offered.append(HumanTask.candidate_team.in_(_TEAMS))
-    ways = _offered_ways(shape)
+    ways = tuple(select(HumanTask.id).where(way) for way in _offered_ways(shape))
     on_records = _open_tasks_on_visible_records(shape)
     tabs = {
         "mine": Tab(and_(is_open, HumanTask.assignee == _ME)),
         "open": Tab(
             and_(is_open, HumanTask.assignee.is_(None), or_(*offered)),
-            union_all(*(select(HumanTask.id).where(way) for way in ways)),
-            tuple(select(HumanTask.id).where(way) for way in ways),
+            union_all(*ways),
+            ways,
         ),
         "customers": Tab(
             and_(

@@ -56,7 +56,7 @@ def _short_time(locale: str, moment: time) -> str:
 
 @lru_cache(maxsize=64)
 def _datetime_shape(locale: str) -> str:
-    return get_datetime_format("short", locale=Locale.parse(locale)).replace("'", "")
+    return str(get_datetime_format("short", locale=Locale.parse(locale))).replace("'", "")
 
 
 class ShortDateTimes:
